@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// One target per layer of ARCHITECTURE.md; each imports only the layers below it.
+let package = Package(
+    name: "vos",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "vos", targets: ["vos"]),
+        .executable(name: "vos-bench", targets: ["vos-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .target(name: "CVOSShim"),
+        .target(
+            name: "VOSLinux",
+            dependencies: ["CVOSShim", .product(name: "SystemPackage", package: "swift-system")]
+        ),
+        .target(name: "VOSInjection", dependencies: ["VOSLinux", "CVOSShim"]),
+        .target(name: "VOSImage", dependencies: ["VOSLinux"]),
+        .target(
+            name: "VOSCheckpoint",
+            dependencies: [
+                "VOSLinux", "VOSInjection", "VOSImage", "CVOSShim",
+            ]
+        ),
+        .target(
+            name: "VOSCommands",
+            dependencies: [
+                "VOSCheckpoint", "VOSImage", "VOSLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "vos", dependencies: ["VOSCommands"]),
+        .executableTarget(
+            name: "vos-bench",
+            dependencies: [
+                "VOSCheckpoint", "VOSImage", "VOSLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/vos-bench"
+        ),
+        // Stock applications for the tests: plain programs that know nothing of vOS.
+        .executableTarget(name: "vos-test-counter", path: "Sources/TestPrograms/counter"),
+        .executableTarget(name: "vos-test-memhog", path: "Sources/TestPrograms/memhog"),
+        .executableTarget(name: "vos-test-threads", path: "Sources/TestPrograms/threads"),
+        .executableTarget(name: "vos-test-state", path: "Sources/TestPrograms/state"),
+        .executableTarget(name: "vos-test-fds", path: "Sources/TestPrograms/fds"),
+        .executableTarget(name: "vos-test-unsupported", path: "Sources/TestPrograms/unsupported"),
+        .executableTarget(name: "vos-test-swiftcounter", path: "Sources/TestPrograms/swiftcounter"),
+        .testTarget(name: "VOSImageTests", dependencies: ["VOSImage"]),
+        .testTarget(name: "VOSLinuxTests", dependencies: ["VOSLinux"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "VOSLinux",
+                "vos", "vos-test-counter", "vos-test-memhog", "vos-test-threads", "vos-test-state",
+                "vos-test-fds", "vos-test-unsupported", "vos-test-swiftcounter",
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,85 @@
+/* vos_shim.c — fixed-arity doors to variadic or GNU-only libc entry points (Swift cannot call
+ * variadic C functions nor see _GNU_SOURCE declarations). No logic: each returns what libc did. */
+#define _GNU_SOURCE
+#include "vos_shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+_Static_assert(sizeof(struct vos_clone_args) == 88, "struct clone_args");
+_Static_assert(sizeof(struct vos_prctl_mm_map) == 104, "struct prctl_mm_map");
+_Static_assert(sizeof(struct vos_rseq_configuration) == 24, "struct ptrace_rseq_configuration");
+_Static_assert(sizeof(struct vos_peeksiginfo_args) == 16, "struct __ptrace_peeksiginfo_args");
+_Static_assert(sizeof(struct vos_kernel_sigaction) == 32, "struct k_sigaction");
+_Static_assert(sizeof(struct vos_stack) == 24, "stack_t");
+
+long vos_ptrace(long request, pid_t pid, unsigned long addr, unsigned long data) {
+    return ptrace((enum __ptrace_request)request, pid, (void *)addr, (void *)data);
+}
+
+long vos_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6) {
+    return syscall(nr, a1, a2, a3, a4, a5, a6);
+}
+
+int vos_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
+    return prctl(option, a2, a3, a4, a5);
+}
+
+int vos_ioctl(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+
+int vos_fcntl_int(int fd, int cmd, int arg) { return fcntl(fd, cmd, arg); }
+
+int vos_open(const char *path, int flags, int mode) { return open(path, flags, mode); }
+
+int vos_openat(int dirfd, const char *path, int flags, int mode) { return openat(dirfd, path, flags, mode); }
+
+ssize_t vos_process_vm_readv(pid_t pid, const struct iovec *local, unsigned long nlocal,
+                             const struct iovec *remote, unsigned long nremote) {
+    return process_vm_readv(pid, local, nlocal, remote, nremote, 0);
+}
+
+ssize_t vos_process_vm_writev(pid_t pid, const struct iovec *local, unsigned long nlocal,
+                              const struct iovec *remote, unsigned long nremote) {
+    return process_vm_writev(pid, local, nlocal, remote, nremote, 0);
+}
+
+ssize_t vos_tee(int fdin, int fdout, size_t len, unsigned int flags) { return tee(fdin, fdout, len, flags); }
+
+int vos_errno(void) { return errno; }
+
+int vos_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+int vos_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
+
+int vos_epoll_create1(int flags) { return epoll_create1(flags); }
+
+int vos_sched_getcpu(void) { return sched_getcpu(); }
+
+int vos_pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
+int vos_sched_getaffinity(pid_t pid, size_t size, void *mask) {
+    return sched_getaffinity(pid, size, (cpu_set_t *)mask);
+}
+
+int vos_sched_setaffinity(pid_t pid, size_t size, const void *mask) {
+    return sched_setaffinity(pid, size, (const cpu_set_t *)mask);
+}
+
+pid_t vos_waitpid_all(pid_t pid, int *status, int nohang) {
+    return waitpid(pid, status, __WALL | (nohang ? WNOHANG : 0));
+}

@@ -1,0 +1,132 @@
+// Checkpoint of one running process: freeze, collect every resource kind, write the image,
+// then kill it or let it go on. Any failure thaws the process exactly as it was and removes
+// the partial image.
+import CVOSShim
+import Glibc
+import VOSImage
+import VOSInjection
+import VOSLinux
+
+public struct CheckpointSummary: Codable, Sendable {
+    public var pid: PID
+    public var image: String
+    public var threads: Int
+    public var files: Int
+    public var pagesStored: UInt64
+    public var bytesStored: UInt64
+    /// From the first seize to the kill or the resume.
+    public var frozenMilliseconds: Double
+    public var totalMilliseconds: Double
+    public var leftRunning: Bool
+}
+
+public enum Checkpointer {
+    public static func checkpoint(pid: PID, imageDirectory: String, leaveRunning: Bool) throws -> CheckpointSummary {
+        let start = Kernel.monotonicNanos()
+        let what = "cannot checkpoint pid \(pid)"
+        guard pid > 0 else { throw CheckpointError(what, reason: "not a valid process id") }
+        guard pid != getpid() else { throw CheckpointError(what, reason: "that is this vos process itself") }
+        let stat: ProcStat
+        do { stat = try ProcStat.read("/proc/\(pid)/stat") } catch {
+            throw CheckpointError(what, reason: "no such process")
+        }
+        if stat.state == "Z" || stat.state == "X" { throw CheckpointError(what, reason: "it is a zombie (it has exited)") }
+        if ProcStatus.number(pid: pid, "Tgid") != Int64(pid) {
+            throw CheckpointError(what, reason: "it is a thread, not a process; give its process id \(ProcStatus.number(pid: pid, "Tgid"))")
+        }
+
+        let writer = try step(what) { try ImageWriter(directory: imageDirectory) }
+        // Refuse unsupported fds before freezing anything.
+        do { try FileTable.checkSupported(try FileTable.list(pid: pid), pid: pid) } catch {
+            writer.discard()
+            throw error
+        }
+
+        let oldAffinity = Kernel.pinCallingThread(to: stat.lastCPU)
+        defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }
+
+        let frozen: FrozenProcess
+        do { frozen = try FrozenProcess(pid: pid) } catch {
+            writer.discard()
+            throw CheckpointError("\(what) while freezing it", cause: error)
+        }
+        let frozenAt = Kernel.monotonicNanos()
+        do {
+            let (record, pages) = try collect(pid: pid, frozen: frozen, stat: stat, writer: writer)
+            try FaultInjection.check("checkpoint-before-manifest")
+            try step("\(what) while writing the image to \(imageDirectory)") {
+                try writer.finish(process: record, machine: MachineInfo.current())
+            }
+            if leaveRunning { frozen.thaw() } else { frozen.kill() }
+            let end = Kernel.monotonicNanos()
+            return CheckpointSummary(
+                pid: pid, image: imageDirectory, threads: record.threads.count, files: record.files.count,
+                pagesStored: pages / pageSize, bytesStored: pages, frozenMilliseconds: Double(end - frozenAt) / 1e6,
+                totalMilliseconds: Double(end - start) / 1e6, leftRunning: leaveRunning)
+        } catch {
+            frozen.thaw()
+            writer.discard()
+            if error is CheckpointError { throw error }
+            throw CheckpointError(what, cause: error)
+        }
+    }
+
+    /// Everything but the write of the manifest, with the process frozen.
+    static func collect(pid: PID, frozen: FrozenProcess, stat: ProcStat, writer: ImageWriter) throws -> (ProcessRecord, UInt64) {
+        let files = try FileTable.list(pid: pid)
+        try FileTable.checkSupported(files, pid: pid)
+        let regions = try MemoryMap.read(pid: pid)
+        let status = try ProcStatus.read("/proc/\(pid)/status")
+        let site = try SyscallSite.find(pid: pid, in: regions)
+        let frozenAtNanos = Kernel.monotonicNanos()
+
+        try frozen.blockAllSignals()
+        var threads: [ThreadRecord] = []
+        var mainTask: RemoteTask?
+        var scratches: [(RemoteAddress, [UInt8])] = []
+        defer { for (at, bytes) in scratches { try? RemoteTask.writeMemory(pid: pid, bytes, at: at) } }
+        for tracee in frozen.threads {
+            let regs = frozen.originalRegisters[tracee.tid]!
+            // Scratch for injected calls: below the thread's red zone, put back afterwards.
+            let scratch = RemoteAddress((regs.rsp - 128 - 512) & ~15)
+            guard regions.contains(where: { $0.start <= scratch && scratch + 512 <= $0.end && $0.isWritable }) else {
+                throw CheckpointError("cannot checkpoint pid \(pid)", reason: "thread \(tracee.tid) has no writable stack below its stack pointer \(RemoteAddress(regs.rsp))")
+            }
+            scratches.append((scratch, try RemoteTask.readMemory(pid: pid, 512, at: scratch)))
+            let task = RemoteTask(tracee: tracee, pid: pid, savedRegisters: regs, syscallSite: site, scratch: scratch, scratchSize: 512)
+            threads.append(try step("dumping thread \(tracee.tid)") {
+                try ThreadState.dump(tracee, pid: pid, registers: regs, mask: frozen.originalMasks[tracee.tid] ?? 0, task: task)
+            })
+            if tracee.tid == pid { mainTask = task }
+        }
+        guard let task = mainTask else { throw CheckpointError("cannot checkpoint pid \(pid)", reason: "its main thread is gone") }
+        let actions = try step("reading signal dispositions") { try ProcessState.signalActions(status: status, task: task) }
+        let itimers = try step("reading interval timers") { try ProcessState.intervalTimers(task: task) }
+        let timers = try step("reading POSIX timers") { try ProcessState.posixTimers(pid: pid, task: task) }
+        let mm = try step("reading mm fields") { try ProcessState.mmFields(stat: stat, pid: pid, task: task) }
+        for (at, bytes) in scratches { try RemoteTask.writeMemory(pid: pid, bytes, at: at) }
+        scratches = []
+
+        let memory = try MemoryDump(pid: pid, regions: regions)
+        let pageFile = try writer.createPageFile(size: memory.totalBytes)
+        let chunks = try step("copying memory of pid \(pid)") { try memory.copy(pid: pid, into: pageFile) }
+        writer.addPageFile(size: memory.totalBytes, chunks: chunks)
+        try FaultInjection.check("checkpoint-after-memory")
+
+        let fileRecords = try FileTable.dump(files, pid: pid, blobs: BlobWriter(image: writer))
+        let record = ProcessRecord(
+            pid: pid, commandLine: ProcessState.commandLine(pid: pid),
+            executable: (try? ProcFile.link("/proc/\(pid)/exe")) ?? "", name: stat.comm, threads: threads,
+            memory: memory.records, mm: mm, files: fileRecords, signalActions: actions,
+            sharedPendingSignals: try frozen.threads[0].pendingSignals(shared: true), itimers: itimers, posixTimers: timers,
+            cwd: try ProcFile.link("/proc/\(pid)/cwd"), umask: status.octal("Umask"), limits: try Limits.read(pid: pid),
+            parentDeathSignal: 0, frozenAtMonotonicNanos: frozenAtNanos)
+        return (record, memory.totalBytes)
+    }
+}
+
+extension ProcStatus {
+    static func number(pid: PID, _ key: String) -> Int64 {
+        (try? ProcStatus.read("/proc/\(pid)/status"))?.number(key) ?? -1
+    }
+}

@@ -1,0 +1,110 @@
+// One protocol for every kind of open file, with dump and restore side by side in each kind's
+// file, and one registry. Restore builds the open file in vOS's own process; the target then
+// takes it with pidfd_getfd (FileTable), so every kind restores the same way.
+import Glibc
+import VOSImage
+import VOSInjection
+import VOSLinux
+
+/// An fd of the frozen target, as vOS sees it while dumping.
+struct OpenFile {
+    var pid: PID
+    var fd: Int32
+    /// readlink of /proc/PID/fd/N.
+    var link: String
+    var info: FDInfo
+    /// stat of the open file (through /proc/PID/fd/N).
+    var mode: mode_t
+    /// All fds of the process with their links, to pair the ends of a pipe.
+    var allLinks: [Int32: String]
+    var allFlags: [Int32: Int32]
+
+    var isFIFO: Bool { mode & S_IFMT == S_IFIFO }
+    var isRegular: Bool { mode & S_IFMT == S_IFREG }
+    var isDirectory: Bool { mode & S_IFMT == S_IFDIR }
+    var isCharDevice: Bool { mode & S_IFMT == S_IFCHR }
+    var accessMode: Int32 { info.flags & O_ACCMODE }
+}
+
+protocol FileKind {
+    /// Written to images: never reuse a value.
+    static var tag: String { get }
+    static func matches(_ file: OpenFile) -> Bool
+    /// Fills the kind-specific fields; `local` is vOS's duplicate of the target's fd.
+    static func dump(_ file: OpenFile, local: Int32, into record: inout FileRecord, blobs: BlobWriter) throws
+    /// Makes the open file in vOS's own process and returns its fd there.
+    static func open(_ record: FileRecord, _ context: FileRestoreContext) throws -> Int32
+    /// Runs after every fd is in place in the target (epoll registers its targets here).
+    static func finish(_ record: FileRecord, in task: RemoteTask) throws
+}
+
+extension FileKind {
+    static func finish(_ record: FileRecord, in task: RemoteTask) throws {}
+}
+
+/// The kinds vOS knows, in matching order.
+enum FileKinds {
+    static let all: [any FileKind.Type] = [
+        InheritedStream.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self, FIFO.self,
+        Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self,
+    ]
+
+    static func kind(tag: String) -> (any FileKind.Type)? { all.first { $0.tag == tag } }
+    static func kind(for file: OpenFile) -> (any FileKind.Type)? { all.first { $0.matches(file) } }
+
+    /// What an unsupported fd is, for the error message.
+    static func describe(_ file: OpenFile) -> String {
+        if file.link.hasPrefix("socket:") { return "a socket (\(file.link))" }
+        if file.link.hasPrefix("anon_inode:") { return "an \(file.link.dropFirst(11)) instance" }
+        if file.link.hasPrefix("pipe:") { return "a pipe whose other end is outside the process (\(file.link))" }
+        return "\(file.link)"
+    }
+}
+
+/// Stores blobs (deleted files' contents) as image parts.
+final class BlobWriter {
+    let image: ImageWriter
+    private var next = 0
+    init(image: ImageWriter) { self.image = image }
+
+    func write(_ bytes: [UInt8]) throws -> String {
+        let name = ImageLayout.blob(next)
+        next += 1
+        try image.writePart(name, bytes)
+        return name
+    }
+}
+
+/// What restoring files shares between fds: pipes made once for both ends, blobs to read.
+final class FileRestoreContext {
+    let image: ImageReader
+    var pipes: [UInt64: (read: Int32, write: Int32)] = [:]
+    /// Every fd vOS opened for the restore; closed when the target has its copies.
+    var opened: [Int32] = []
+
+    init(image: ImageReader) { self.image = image }
+
+    func track(_ fd: Int32) -> Int32 {
+        opened.append(fd)
+        return fd
+    }
+
+    func closeAll() {
+        for fd in opened { close(fd) }
+        opened = []
+    }
+}
+
+/// Reopens a path the way the target had it open. Creation flags are dropped: the file must exist.
+func reopen(_ path: String, flags: Int32) throws -> Int32 {
+    let f = flags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY)
+    return try checked("open", path) { vos_open_flags(path, f | O_CLOEXEC) }
+}
+
+import CVOSShim
+
+func vos_open_flags(_ path: String, _ flags: Int32) -> Int32 { vos_open(path, flags, 0) }
+
+func setPosition(_ fd: Int32, _ position: UInt64, path: String) throws {
+    try checked("lseek", path) { lseek(fd, off_t(position), SEEK_SET) }
+}

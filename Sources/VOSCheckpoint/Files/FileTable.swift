@@ -1,0 +1,95 @@
+// The fd table: listed before freezing (to refuse unsupported kinds early), dumped through
+// pidfd_getfd duplicates, and installed into the restored process at the saved numbers.
+import CVOSShim
+import Glibc
+import VOSImage
+import VOSInjection
+import VOSLinux
+
+enum FileTable {
+    /// Every fd of `pid` with what /proc says about it.
+    static func list(pid: PID) throws -> [OpenFile] {
+        let fds = try ProcFile.numericEntries("/proc/\(pid)/fd")
+        var links: [Int32: String] = [:]
+        var infos: [Int32: FDInfo] = [:]
+        var modes: [Int32: mode_t] = [:]
+        for fd in fds {
+            guard let link = try? ProcFile.link("/proc/\(pid)/fd/\(fd)"), let info = try? FDInfo.read(pid: pid, fd: fd) else {
+                continue  // closed meanwhile
+            }
+            var st = stat()
+            modes[fd] = stat("/proc/\(pid)/fd/\(fd)", &st) == 0 ? st.st_mode : 0
+            links[fd] = link
+            infos[fd] = info
+        }
+        let flags = infos.mapValues { $0.flags }
+        return links.keys.sorted().map { fd in
+            OpenFile(pid: pid, fd: fd, link: links[fd]!, info: infos[fd]!, mode: modes[fd] ?? 0, allLinks: links, allFlags: flags)
+        }
+    }
+
+    /// The first fd no kind can handle, as an error naming its number and kind.
+    static func checkSupported(_ files: [OpenFile], pid: PID) throws {
+        for f in files where FileKinds.kind(for: f) == nil {
+            throw CheckpointError("cannot checkpoint pid \(pid)", reason: "fd \(f.fd) is \(FileKinds.describe(f)), which vOS does not support yet; the process was left running")
+        }
+    }
+
+    static func dump(_ files: [OpenFile], pid: PID, blobs: BlobWriter) throws -> [FileRecord] {
+        let pidfd = try Kernel.pidfdOpen(pid)
+        defer { try? pidfd.close() }
+        var records: [FileRecord] = []
+        for f in files {
+            guard let kind = FileKinds.kind(for: f) else { try checkSupported([f], pid: pid); continue }
+            let local = try Kernel.pidfdGetfd(pidfd, f.fd, pid: pid)
+            defer { try? local.close() }
+            var r = FileRecord(fd: f.fd, kind: kind.tag, flags: f.info.flags, position: f.info.position, path: f.link)
+            r.sameDescriptionAs = records.first { sameDescription(pid: pid, $0.fd, f.fd) }?.fd
+            if r.sameDescriptionAs == nil {
+                try step("dumping fd \(f.fd) (\(f.link))") { try kind.dump(f, local: local.rawValue, into: &r, blobs: blobs) }
+            }
+            records.append(r)
+        }
+        return records
+    }
+
+    /// `kcmp(KCMP_FILE)`: do two fds of one process share an open file description?
+    static func sameDescription(pid: PID, _ a: Int32, _ b: Int32) -> Bool {
+        vos_syscall6(312, Int(pid), Int(pid), 0, Int(a), Int(b), 0) == 0
+    }
+
+    /// Installs every saved fd into the restored process at its number (the target's table must
+    /// be empty), then lets kinds finish (epoll registrations).
+    static func restore(_ records: [FileRecord], image: ImageReader, task: RemoteTask) throws {
+        guard !records.isEmpty else { return }
+        let context = FileRestoreContext(image: image)
+        defer { context.closeAll() }
+        let cloexec = UInt64(O_CLOEXEC)
+        let high = UInt64((records.map(\.fd).max() ?? 0) + 1)
+        let first = try task.call("pidfd_open(vos)", .pidfdOpen, UInt64(getpid()), 0)
+        let pidfd = try task.call("fcntl(F_DUPFD_CLOEXEC)", .fcntl, first, UInt64(F_DUPFD_CLOEXEC), high)
+        try task.call("close", .close, first)
+        for r in records.sorted(by: { $0.fd < $1.fd }) {
+            let wantCloexec = r.flags & O_CLOEXEC != 0
+            if let same = r.sameDescriptionAs {
+                try task.call("dup3(\(same), \(r.fd))", .dup3, UInt64(same), UInt64(r.fd), wantCloexec ? cloexec : 0)
+                continue
+            }
+            guard let kind = FileKinds.kind(tag: r.kind) else {
+                throw ImageError.inconsistent("fd \(r.fd) has kind \"\(r.kind)\", unknown to this vOS")
+            }
+            let local = try step("reopening fd \(r.fd) (\(r.path))") { try kind.open(r, context) }
+            let got = try task.call("pidfd_getfd(fd \(r.fd))", .pidfdGetfd, pidfd, UInt64(local), 0)
+            if got != UInt64(r.fd) {
+                try task.call("dup3(\(got), \(r.fd))", .dup3, got, UInt64(r.fd), wantCloexec ? cloexec : 0)
+                try task.call("close", .close, got)
+            } else if !wantCloexec {
+                try task.call("fcntl(F_SETFD)", .fcntl, got, UInt64(F_SETFD), 0)
+            }
+        }
+        try task.call("close", .close, pidfd)
+        for r in records where r.sameDescriptionAs == nil {
+            try FileKinds.kind(tag: r.kind)?.finish(r, in: task)
+        }
+    }
+}

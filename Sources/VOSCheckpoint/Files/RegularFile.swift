@@ -1,0 +1,86 @@
+// Regular files: reopened by path with their flags and offset. A file deleted while open has
+// its contents saved in the image and comes back as an unlinked file with the same data.
+import CVOSShim
+import Glibc
+import VOSImage
+import VOSLinux
+
+enum RegularFile: FileKind {
+    static let tag = "regular"
+    static let deletedSuffix = " (deleted)"
+
+    static func matches(_ f: OpenFile) -> Bool { f.isRegular && f.link.hasPrefix("/") }
+
+    static func dump(_ f: OpenFile, local: Int32, into r: inout FileRecord, blobs: BlobWriter) throws {
+        guard f.link.hasSuffix(deletedSuffix) else { return }
+        r.path = String(f.link.dropLast(deletedSuffix.count))
+        r.blob = try blobs.write(try readWhole(local, path: f.link))
+    }
+
+    static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
+        let fd: Int32
+        if let blob = r.blob {
+            fd = try recreateDeleted(r, contents: try context.image.blob(blob))
+        } else {
+            fd = try reopen(r.path, flags: r.flags)
+        }
+        try setPosition(fd, r.position, path: r.path)
+        return context.track(fd)
+    }
+
+    static func readWhole(_ fd: Int32, path: String) throws -> [UInt8] {
+        var st = stat()
+        try checked("fstat", path) { fstat(fd, &st) }
+        var out = [UInt8](repeating: 0, count: Int(st.st_size))
+        var done = 0
+        while done < out.count {
+            let n = try checked("pread", path) { out.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) } }
+            if n == 0 { break }
+            done += n
+        }
+        return Array(out.prefix(done))
+    }
+
+    /// An VOS_O_TMPFILE in the file's old directory (or /tmp): unlinked from birth, like the original.
+    static func recreateDeleted(_ r: FileRecord, contents: [UInt8]) throws -> Int32 {
+        let dir = r.path.split(separator: "/").dropLast().joined(separator: "/")
+        let dirs = ["/" + dir, "/tmp"]
+        var tmp: Int32 = -1
+        for d in dirs {
+            tmp = vos_open_flags(d, VOS_O_TMPFILE | O_RDWR | O_CLOEXEC)
+            if tmp >= 0 { break }
+        }
+        if tmp < 0 { throw SyscallError(call: "open(VOS_O_TMPFILE)", errno: .init(rawValue: errno), subject: dirs.joined(separator: ", ")) }
+        defer { close(tmp) }
+        var done = 0
+        while done < contents.count {
+            let n = try checked("write", "deleted file \(r.path)") {
+                contents.withUnsafeBytes { Glibc.write(tmp, $0.baseAddress! + done, $0.count - done) }
+            }
+            done += n
+        }
+        // Reopen through /proc so the new open file description gets the saved flags.
+        return try reopen("/proc/self/fd/\(tmp)", flags: r.flags)
+    }
+}
+
+enum Directory: FileKind {
+    static let tag = "directory"
+    static func matches(_ f: OpenFile) -> Bool { f.isDirectory && f.link.hasPrefix("/") }
+    static func dump(_ f: OpenFile, local: Int32, into r: inout FileRecord, blobs: BlobWriter) throws {}
+    static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
+        let fd = context.track(try reopen(r.path, flags: r.flags))
+        try setPosition(fd, r.position, path: r.path)
+        return fd
+    }
+}
+
+/// /dev/null, /dev/zero, /dev/urandom, terminals opened by path...: reopened by path.
+enum CharacterDevice: FileKind {
+    static let tag = "chardev"
+    static func matches(_ f: OpenFile) -> Bool { f.isCharDevice && f.link.hasPrefix("/") }
+    static func dump(_ f: OpenFile, local: Int32, into r: inout FileRecord, blobs: BlobWriter) throws {}
+    static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
+        context.track(try reopen(r.path, flags: r.flags))
+    }
+}

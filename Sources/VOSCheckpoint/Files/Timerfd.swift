@@ -1,0 +1,42 @@
+// timerfd: clock, and the remaining time and interval (fdinfo "it_value: (s, ns)"), re-armed
+// relative to the restore. Expirations not yet read ("ticks") are not carried over.
+import CVOSShim
+import Glibc
+import VOSImage
+import VOSLinux
+
+enum Timerfd: FileKind {
+    static let tag = "timerfd"
+    static func matches(_ f: OpenFile) -> Bool { f.link == "anon_inode:[timerfd]" }
+
+    static func dump(_ f: OpenFile, local: Int32, into r: inout FileRecord, blobs: BlobWriter) throws {
+        r.timerClock = Int32(f.info.lines["clockid"] ?? "1") ?? 1
+        r.timerFlags = Int32(f.info.lines["settime flags"] ?? "0", radix: 8) ?? 0
+        r.timerValueNanos = nanos(f.info.lines["it_value"])
+        r.timerIntervalNanos = nanos(f.info.lines["it_interval"])
+    }
+
+    /// "(1, 500000000)" → nanoseconds.
+    static func nanos(_ text: String?) -> UInt64 {
+        let parts = (text ?? "").filter { $0.isNumber || $0 == "," }.split(separator: ",")
+        guard parts.count == 2, let s = UInt64(parts[0]), let ns = UInt64(parts[1]) else { return 0 }
+        return s * 1_000_000_000 + ns
+    }
+
+    static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
+        let fd = context.track(try checked("timerfd_create", "fd \(r.fd)") {
+            Int32(truncatingIfNeeded: vos_syscall6(283, Int(r.timerClock ?? 1), Int(O_CLOEXEC), 0, 0, 0, 0))
+        })
+        let value = r.timerValueNanos ?? 0, interval = r.timerIntervalNanos ?? 0
+        if value > 0 || interval > 0 {
+            var spec = vos_itimerspec(
+                interval_sec: Int64(interval / 1_000_000_000), interval_nsec: Int64(interval % 1_000_000_000),
+                value_sec: Int64(max(value, 1) / 1_000_000_000), value_nsec: Int64(max(value, 1) % 1_000_000_000))
+            try checked("timerfd_settime", "fd \(r.fd)") {
+                vos_syscall6(286, Int(fd), 0, Int(bitPattern: UInt(bitPattern: withUnsafeMutablePointer(to: &spec) { $0 })), 0, 0, 0)
+            }
+        }
+        try setStatusFlags(fd, r.flags, what: "timerfd \(r.fd)")
+        return fd
+    }
+}

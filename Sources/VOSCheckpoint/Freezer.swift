@@ -1,0 +1,76 @@
+// Freezing a process: PTRACE_SEIZE + PTRACE_INTERRUPT every thread, until the thread list is
+// stable (threads created meanwhile are caught by the next pass). Thawing puts back exactly
+// what was changed (registers, signal masks) and detaches.
+import CVOSShim
+import VOSLinux
+
+public final class FrozenProcess {
+    public let pid: PID
+    /// Main thread first.
+    public private(set) var threads: [Tracee] = []
+    /// Registers and masks as found: put back by `thaw()`.
+    var originalRegisters: [PID: Registers] = [:]
+    var originalMasks: [PID: UInt64] = [:]
+    /// Signals that arrived as signal-delivery stops while freezing, per thread: re-sent at thaw.
+    var interceptedSignals: [PID: [Int32]] = [:]
+    private var detached = false
+
+    /// Seizes and stops every thread of `pid`.
+    public init(pid: PID, options: Int = 0) throws {
+        self.pid = pid
+        var known = Set<PID>()
+        do {
+            while true {
+                let tids = try ProcFile.numericEntries("/proc/\(pid)/task")
+                let fresh = tids.filter { !known.contains($0) }
+                if fresh.isEmpty { break }
+                for tid in fresh {
+                    let t: Tracee
+                    do { t = try Tracee.seize(tid, options: options) } catch let e where e.errno == .noSuchProcess && tid != pid {
+                        continue  // a thread that exited between the listing and the seize
+                    }
+                    try t.interrupt()
+                    threads.append(t)
+                    known.insert(tid)
+                }
+                for t in threads where originalRegisters[t.tid] == nil {
+                    interceptedSignals[t.tid] = try t.waitEventStop()
+                    originalRegisters[t.tid] = try t.registers()
+                    originalMasks[t.tid] = try t.signalMask()
+                }
+            }
+        } catch {
+            thaw()
+            throw error
+        }
+        threads.sort { a, b in a.tid == pid ? true : (b.tid == pid ? false : a.tid < b.tid) }
+    }
+
+    /// Blocks every signal in every thread so that injected calls are never interrupted by a
+    /// signal-delivery stop (probe 12). `thaw()` puts the saved masks back.
+    func blockAllSignals() throws {
+        for t in threads { try t.setSignalMask(~0) }
+    }
+
+    /// Puts back registers and masks and detaches every thread; never throws (a thread that
+    /// vanished meanwhile is no longer ours to resume).
+    public func thaw() {
+        guard !detached else { return }
+        detached = true
+        for t in threads.reversed() {
+            if let m = originalMasks[t.tid] { try? t.setSignalMask(m) }
+            if let r = originalRegisters[t.tid] { try? t.setRegisters(r) }
+            try? t.detach()
+            for s in interceptedSignals[t.tid] ?? [] { _ = vos_syscall6(234, Int(pid), Int(t.tid), Int(s), 0, 0, 0) }
+        }
+    }
+
+    /// Kills the process and reaps every thread (a traced thread stays a zombie until its tracer
+    /// reaps it, and its TID stays taken meanwhile: probe 12).
+    public func kill() {
+        guard !detached else { return }
+        detached = true
+        try? Kernel.kill(pid, 9)
+        for t in threads.reversed() { _ = try? Kernel.wait(t.tid) }
+    }
+}

@@ -1,0 +1,147 @@
+// Memory: which pages to store (pagemap), and copying them into pages.img.
+//
+// Stored: pages of private mappings that are present and anonymous (never-written file pages
+// come back from the file), swapped pages, and present pages of shared anonymous memory.
+// Copied with process_vm_readv straight into a shared mapping of pages.img, by two workers
+// in parallel, each chunk checksummed while it is still in cache.
+import Dispatch
+import Glibc
+import VOSImage
+import VOSLinux
+
+struct MemoryDump {
+    /// Largest piece of work one worker takes at a time.
+    static let chunkBytes: UInt64 = 16 << 20
+
+    var records: [MemoryRecord] = []
+    var totalBytes: UInt64 = 0
+
+    /// Decides the layout and the page runs (no page is copied yet).
+    init(pid: PID, regions: [MemoryRegion]) throws {
+        let pagemap = try Pagemap(pid: pid)
+        var offset: UInt64 = 0
+        for region in regions where region.path != "[vsyscall]" {
+            var runs: [PageRun] = []
+            if Self.mayHoldPages(region) {
+                let entries = try pagemap.entries(start: region.start, pageCount: Int(region.pageCount))
+                let sharedAnon = region.isShared
+                var i = 0
+                while i < entries.count {
+                    guard Self.isStored(entries[i], sharedAnonymous: sharedAnon) else { i += 1; continue }
+                    var j = i + 1
+                    while j < entries.count && Self.isStored(entries[j], sharedAnonymous: sharedAnon) { j += 1 }
+                    runs.append(PageRun(address: region.start + UInt64(i) * pageSize, pageCount: UInt64(j - i), fileOffset: offset))
+                    offset += UInt64(j - i) * pageSize
+                    i = j
+                }
+            }
+            records.append(MemoryRecord(region: region, runs: runs))
+        }
+        totalBytes = offset
+    }
+
+    /// Special mappings and shared file mappings never hold pages of their own to save.
+    static func mayHoldPages(_ r: MemoryRegion) -> Bool {
+        if r.isSpecial { return false }
+        if r.isShared { return SharedMemoryKind.isAnonymous(r) }
+        return true
+    }
+
+    static func isStored(_ entry: UInt64, sharedAnonymous: Bool) -> Bool {
+        if entry & Pagemap.swapped != 0 { return true }
+        guard entry & Pagemap.present != 0 else { return false }
+        return sharedAnonymous || entry & Pagemap.fileOrShared == 0
+    }
+
+    /// A unit of copying: some runs (or parts of runs), contiguous in pages.img.
+    struct Chunk {
+        var ranges: [RemoteRange] = []
+        var fileOffset: UInt64 = 0
+        var length: UInt64 = 0
+        var forced = false  // the VMA is not readable: go through /proc/PID/mem
+    }
+
+    func chunks() -> [Chunk] {
+        var out: [Chunk] = []
+        var current = Chunk()
+        for record in records {
+            let forced = !record.region.isReadable
+            for run in record.runs {
+                var address = run.address
+                var remaining = run.length
+                var fileOffset = run.fileOffset
+                while remaining > 0 {
+                    if current.length == Self.chunkBytes || (current.length > 0 && current.forced != forced) {
+                        out.append(current)
+                        current = Chunk(fileOffset: fileOffset)
+                    }
+                    if current.length == 0 {
+                        current.fileOffset = fileOffset
+                        current.forced = forced
+                    }
+                    let take = min(remaining, Self.chunkBytes - current.length)
+                    current.ranges.append(RemoteRange(address: address, length: take))
+                    current.length += take
+                    address = address + take
+                    fileOffset += take
+                    remaining -= take
+                }
+            }
+        }
+        if current.length > 0 { out.append(current) }
+        return out
+    }
+
+    /// Copies every stored page into `file` and returns the per-chunk checksums.
+    func copy(pid: PID, into file: PageFile) throws -> [ImageManifest.Chunk] {
+        let work = chunks()
+        guard let base = file.base, !work.isEmpty else { return [] }
+        var results = [Result<UInt64, Error>](repeating: .success(0), count: work.count)
+        let memPath = "/proc/\(pid)/mem"
+        results.withUnsafeMutableBufferPointer { out in
+            let outBase = out.baseAddress!
+            DispatchQueue.concurrentPerform(iterations: work.count) { i in
+                let c = work[i]
+                let dest = base + Int(c.fileOffset)
+                do {
+                    if c.forced {
+                        try Self.forcedRead(path: memPath, ranges: c.ranges, into: dest)
+                    } else {
+                        try ProcessMemory.read(pid: pid, ranges: c.ranges, into: dest)
+                    }
+                    outBase[i] = .success(Checksum.of(UnsafeRawBufferPointer(start: dest, count: Int(c.length))))
+                } catch {
+                    outBase[i] = .failure(error)
+                }
+            }
+        }
+        return try zip(work, results).map { c, r in ImageManifest.Chunk(offset: c.fileOffset, length: c.length, checksum: try r.get()) }
+    }
+
+    /// Reads pages of a VMA without PROT_READ (an `mprotect(PROT_NONE)`d region that holds data):
+    /// /proc/PID/mem reads with FOLL_FORCE, which process_vm_readv does not.
+    static func forcedRead(path: String, ranges: [RemoteRange], into dest: UnsafeMutableRawPointer) throws {
+        let fd = try checked("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var at = 0
+        for r in ranges {
+            var done = 0
+            while done < Int(r.length) {
+                let n = try checked("pread", "\(path) at \(r.address)") {
+                    pread(fd, dest + at + done, Int(r.length) - done, off_t(Int64(bitPattern: r.address.raw)) + off_t(done))
+                }
+                guard n > 0 else { throw SyscallError(call: "pread", errno: .ioError, subject: "\(path) at \(r.address): end of memory") }
+                done += n
+            }
+            at += Int(r.length)
+        }
+    }
+}
+
+/// Shared mappings whose contents live in no regular file: shared anonymous memory
+/// ("/dev/zero (deleted)") and System V segments.
+enum SharedMemoryKind {
+    static func isAnonymous(_ r: MemoryRegion) -> Bool {
+        r.path.hasPrefix("/dev/zero") || r.path.hasPrefix("/SYSV") || r.path.isEmpty
+    }
+}

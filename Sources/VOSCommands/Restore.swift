@@ -1,0 +1,32 @@
+// `vos restore DIR [--pidfile FILE] [--json]`
+import ArgumentParser
+import Foundation
+import VOSCheckpoint
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bring a checkpointed process back from its image; it runs detached from vos.")
+
+    @Argument(help: "The image directory.")
+    var image: String
+
+    @Option(help: "Also write the restored process's PID to this file.")
+    var pidfile: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let s = try Restorer.restore(imageDirectory: image)
+        if let pidfile {
+            do { try "\(s.pid)\n".write(toFile: pidfile, atomically: true, encoding: .utf8) } catch {
+                throw ValidationError("restored pid \(s.pid), but cannot write the pid file \(pidfile): \(error.localizedDescription)")
+            }
+        }
+        if output.json {
+            print(try jsonString(s))
+        } else {
+            let which = s.keptPID ? "its original PID" : "a new PID; it was pid \(s.originalPID) when checkpointed"
+            print("restored pid \(s.pid) (\(which)), \(s.threads) thread(s), in \(formatMillis(s.milliseconds))")
+        }
+    }
+}

@@ -1,0 +1,17 @@
+// The `vos` command line: one file per command; this one only lists them.
+import ArgumentParser
+
+public struct VOSCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "vos",
+        abstract: "Checkpoint, restore and move running Linux programs.",
+        subcommands: [Checkpoint.self, Restore.self, Inspect.self])
+
+    public init() {}
+}
+
+/// `--json` for every command that prints a result.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print the result as a JSON object.")
+    var json = false
+}

@@ -1,0 +1,57 @@
+// One open file descriptor. Kind-specific facts are optional fields: a new kind adds fields
+// with new names and never reuses an old one.
+import VOSLinux
+
+public struct FileRecord: Codable, Sendable {
+    public var fd: Int32
+    /// The resource kind's tag (see FileKindTag); never reused.
+    public var kind: String
+    /// open(2) flags from fdinfo, O_CLOEXEC included.
+    public var flags: Int32
+    public var position: UInt64
+    /// The path or the /proc/PID/fd link text ("pipe:[123]", "anon_inode:[eventfd]").
+    public var path: String
+
+    /// Regular file deleted while open: name of the blob with its contents.
+    public var blob: String?
+    /// Pipes and FIFOs: the pipe inode (both ends share it), its capacity and unread bytes.
+    public var pipeInode: UInt64?
+    public var pipeCapacity: Int32?
+    public var pipeData: [UInt8]?
+    /// eventfd counter and EFD_SEMAPHORE.
+    public var eventfdCount: UInt64?
+    public var eventfdSemaphore: Bool?
+    /// epoll: registered (fd, events, data).
+    public var epollTargets: [EpollTarget]?
+    /// timerfd: clock, flags and current setting (relative value, interval) in ns.
+    public var timerClock: Int32?
+    public var timerFlags: Int32?
+    public var timerValueNanos: UInt64?
+    public var timerIntervalNanos: UInt64?
+    /// signalfd mask.
+    public var signalMask: UInt64?
+    /// An fd that came from outside (a terminal or a pipe of the shell): on restore it is
+    /// connected to the restoring command's own stdin, stdout or stderr.
+    public var inheritedFrom: Int32?
+    /// A lower fd of the same process that refers to the same open file description (dup).
+    public var sameDescriptionAs: Int32?
+
+    public init(fd: Int32, kind: String, flags: Int32, position: UInt64, path: String) {
+        self.fd = fd
+        self.kind = kind
+        self.flags = flags
+        self.position = position
+        self.path = path
+    }
+}
+
+public struct EpollTarget: Codable, Sendable, Equatable {
+    public var fd: Int32
+    public var events: UInt32
+    public var data: UInt64
+    public init(fd: Int32, events: UInt32, data: UInt64) {
+        self.fd = fd
+        self.events = events
+        self.data = data
+    }
+}

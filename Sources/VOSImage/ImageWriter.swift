@@ -1,0 +1,91 @@
+// Writes an image directory: parts first, the manifest last, so an image without a manifest is
+// recognisably incomplete. On failure `discard()` removes every file this writer created.
+import Foundation
+import VOSLinux
+
+public final class ImageWriter {
+    public let directory: String
+    private var parts: [ImageManifest.Part] = []
+    private var created: [String] = []
+    private var createdDirectory = false
+
+    /// Creates the directory if needed and proves it is writable before anything is frozen.
+    public init(directory: String) throws {
+        self.directory = directory
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw ImageError.cannotWrite(directory, reason: "it exists and is not a directory") }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                createdDirectory = true
+            } catch {
+                throw ImageError.cannotWrite(directory, reason: Self.reason(error))
+            }
+        }
+        guard access(directory, W_OK) == 0 else {
+            throw ImageError.cannotWrite(directory, reason: String(cString: strerror(errno)))
+        }
+    }
+
+    public func path(_ name: String) -> String { directory + "/" + name }
+
+    /// Creates pages.img of `size` bytes, mapped for the dumpers to fill.
+    public func createPageFile(size: UInt64) throws -> PageFile {
+        created.append(path(ImageLayout.pages))
+        do { return try PageFile.create(path: path(ImageLayout.pages), size: size) } catch {
+            throw ImageError.cannotWrite(path(ImageLayout.pages), reason: Self.reason(error))
+        }
+    }
+
+    /// Records pages.img with the checksums its writers computed.
+    public func addPageFile(size: UInt64, chunks: [ImageManifest.Chunk]) {
+        parts.append(.init(name: ImageLayout.pages, size: size, chunks: chunks))
+    }
+
+    /// Writes a small part whole, with one checksum.
+    public func writePart(_ name: String, _ bytes: [UInt8]) throws {
+        let p = path(name)
+        created.append(p)
+        do { try Data(bytes).write(to: URL(fileURLWithPath: p)) } catch {
+            throw ImageError.cannotWrite(p, reason: Self.reason(error))
+        }
+        parts.append(.init(name: name, size: UInt64(bytes.count),
+                           chunks: [.init(offset: 0, length: UInt64(bytes.count), checksum: Checksum.of(bytes))]))
+    }
+
+    /// Writes process.json and then the manifest.
+    public func finish(process: ProcessRecord, machine: MachineInfo) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try writePart(ImageLayout.process, Array(try encoder.encode(process)))
+        let manifest = ImageManifest(
+            magic: ImageManifest.magicValue, formatVersion: .current, toolVersion: FormatVersion.toolVersion,
+            created: Date().timeIntervalSince1970, machine: machine, parts: parts, pid: process.pid,
+            commandLine: process.commandLine)
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        let p = path(ImageManifest.fileName)
+        created.append(p)
+        do { try encoder.encode(manifest).write(to: URL(fileURLWithPath: p)) } catch {
+            throw ImageError.cannotWrite(p, reason: Self.reason(error))
+        }
+    }
+
+    /// Removes what this writer created (the directory too if it made it).
+    public func discard() {
+        for p in created { unlink(p) }
+        if createdDirectory { rmdir(directory) }
+    }
+
+    static func reason(_ error: Error) -> String {
+        if let e = error as? SyscallError { return e.description }
+        if let e = error as? CocoaError, let u = e.underlying as? POSIXError { return String(cString: strerror(u.code.rawValue)) }
+        return "\(error)"
+    }
+}
+
+public enum ImageLayout {
+    public static let process = "process.json"
+    public static let pages = "pages.img"
+    public static func blob(_ id: Int) -> String { "blob-\(id).img" }
+}

@@ -1,0 +1,57 @@
+// pages.img: page data laid out page-aligned, written through a shared mapping so that
+// process_vm_readv copies straight from the target into the image (one copy, no write calls).
+import Glibc
+import VOSLinux
+
+public final class PageFile: @unchecked Sendable {
+    public let path: String
+    public let size: UInt64
+    public let base: UnsafeMutableRawPointer?
+    private let fd: Int32
+
+    /// Creates the file with `size` bytes (a multiple of 4096) and maps it for writing.
+    public static func create(path: String, size: UInt64) throws -> PageFile {
+        let fd = try checked("open(O_CREAT)", path) { Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+        do {
+            try checked("ftruncate", path) { ftruncate(fd, off_t(size)) }
+            return try PageFile(path: path, fd: fd, size: size, writable: true)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    /// Maps an existing file read-only.
+    public static func open(path: String, size: UInt64) throws -> PageFile {
+        let fd = try checked("open", path) { Glibc.open(path, O_RDONLY | O_CLOEXEC) }
+        do { return try PageFile(path: path, fd: fd, size: size, writable: false) } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    private init(path: String, fd: Int32, size: UInt64, writable: Bool) throws {
+        self.path = path
+        self.fd = fd
+        self.size = size
+        if size == 0 {
+            base = nil
+            return
+        }
+        let prot = writable ? (PROT_READ | PROT_WRITE) : PROT_READ
+        let p = mmap(nil, Int(size), prot, MAP_SHARED, fd, 0)
+        if p == MAP_FAILED {
+            throw SyscallError(call: "mmap", errno: .init(rawValue: errno), subject: path)
+        }
+        base = p
+    }
+
+    deinit {
+        if let base { munmap(base, Int(size)) }
+        close(fd)
+    }
+
+    public func bytes(at offset: UInt64, length: UInt64) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base.map { $0 + Int(offset) }, count: Int(length))
+    }
+}

@@ -1,0 +1,3 @@
+import VOSCommands
+
+VOSCommand.main()
