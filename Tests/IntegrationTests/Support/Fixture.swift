@@ -145,8 +145,18 @@ func spawn(_ executable: String, _ arguments: [String], environment: [String: St
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     let envp = env.map { strdup($0) } + [nil]
     defer { (argv + envp).forEach { free($0) } }
+    // Start like from a shell: nothing blocked, default dispositions (the test runner blocks some).
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var empty = sigset_t(), all = sigset_t()
+    sigemptyset(&empty)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attr, &empty)
+    posix_spawnattr_setsigdefault(&attr, &all)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     var pid: PID = 0
-    let r = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+    let r = posix_spawn(&pid, executable, &actions, &attr, argv, envp)
     guard r == 0 else { throw SyscallError(call: "posix_spawn", errno: .init(rawValue: r), subject: executable) }
     return pid
 }
