@@ -106,6 +106,9 @@ public enum Checkpointer {
         let mm = try step("reading mm fields") { try ProcessState.mmFields(stat: stat, pid: pid, task: task) }
         for (at, bytes) in scratches { try RemoteTask.writeMemory(pid: pid, bytes, at: at) }
         scratches = []
+        // Injection is over: give the masks back now, so that if vos dies from here on the
+        // threads resume exactly as they were.
+        try frozen.restoreSignalMasks()
 
         let memory = try MemoryDump(pid: pid, regions: regions)
         let pageFile = try writer.createPageFile(size: memory.totalBytes)

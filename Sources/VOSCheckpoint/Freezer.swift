@@ -52,6 +52,10 @@ public final class FrozenProcess {
         for t in threads { try t.setSignalMask(~0) }
     }
 
+    func restoreSignalMasks() throws {
+        for t in threads { if let m = originalMasks[t.tid] { try t.setSignalMask(m) } }
+    }
+
     /// Puts back registers and masks and detaches every thread; never throws (a thread that
     /// vanished meanwhile is no longer ours to resume).
     public func thaw() {

@@ -13,7 +13,12 @@ public final class PageFile: @unchecked Sendable {
     public static func create(path: String, size: UInt64) throws -> PageFile {
         let fd = try checked("open(O_CREAT)", path) { Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
         do {
-            try checked("ftruncate", path) { ftruncate(fd, off_t(size)) }
+            // Allocate up front: a full file system fails here with ENOSPC instead of
+            // SIGBUS on a store into the mapping later.
+            if size > 0 {
+                let r = posix_fallocate(fd, 0, off_t(size))
+                if r != 0 { throw SyscallError(call: "fallocate", errno: .init(rawValue: r), subject: "\(path) (\(size) bytes)") }
+            }
             return try PageFile(path: path, fd: fd, size: size, writable: true)
         } catch {
             close(fd)
