@@ -13,6 +13,18 @@ public struct MemoryRegion: Codable, Sendable, Equatable {
     /// Two-letter VmFlags from smaps ("gd", "nh", "sd"...).
     public var flags: [String]
 
+    public init(start: RemoteAddress, end: RemoteAddress, permissions: String, offset: UInt64, device: String, inode: UInt64,
+                path: String, flags: [String]) {
+        self.start = start
+        self.end = end
+        self.permissions = permissions
+        self.offset = offset
+        self.device = device
+        self.inode = inode
+        self.path = path
+        self.flags = flags
+    }
+
     public var size: UInt64 { end.raw - start.raw }
     public var pageCount: UInt64 { size / pageSize }
     public var isReadable: Bool { permissions.hasPrefix("r") }
