@@ -28,6 +28,8 @@ public struct FileRecord: Codable, Sendable {
     public var timerFlags: Int32?
     public var timerValueNanos: UInt64?
     public var timerIntervalNanos: UInt64?
+    /// timerfd: expirations not read yet (fdinfo "ticks"), given back with TFD_IOC_SET_TICKS.
+    public var timerTicks: UInt64?
     /// signalfd mask.
     public var signalMask: UInt64?
     /// An fd that came from outside (a terminal or a pipe of the shell): on restore it is

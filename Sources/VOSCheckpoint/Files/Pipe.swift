@@ -38,8 +38,12 @@ enum Pipe: FileKind {
         var p: [Int32] = [0, 0]
         try checked("pipe2", "a copy of \(link)") { vos_pipe2(&p, O_CLOEXEC | O_NONBLOCK) }
         defer { close(p[0]); close(p[1]) }
-        _ = fcntl(p[1], VOS_F_SETPIPE_SZ, capacity)
+        // A copy smaller than the queue would silently cut the data (probe 8): size it first.
+        try checked("fcntl(F_SETPIPE_SZ, \(capacity))", "a copy of \(link)") { fcntl(p[1], VOS_F_SETPIPE_SZ, capacity) }
         let copied = try checked("tee", link) { vos_tee(fd, p[1], Int(queued), 2 /* SPLICE_F_NONBLOCK */) }
+        guard copied == Int(queued) else {
+            throw SyscallError(call: "tee", errno: .ioError, subject: "\(link): copied \(copied) of \(queued) unread bytes")
+        }
         var out = [UInt8](repeating: 0, count: copied)
         var done = 0
         while done < copied {
@@ -55,7 +59,9 @@ enum Pipe: FileKind {
             var p: [Int32] = [0, 0]
             try checked("pipe2", "pipe:[\(ino)]") { vos_pipe2(&p, O_CLOEXEC) }
             context.pipes[ino] = (context.track(p[0]), context.track(p[1]))
-            if let cap = r.pipeCapacity { _ = fcntl(p[1], VOS_F_SETPIPE_SZ, cap) }
+            if let cap = r.pipeCapacity {
+                try checked("fcntl(F_SETPIPE_SZ, \(cap))", "pipe:[\(ino)]") { fcntl(p[1], VOS_F_SETPIPE_SZ, cap) }
+            }
         }
         let ends = context.pipes[ino]!
         if let data = r.pipeData, !data.isEmpty { try writeAll(ends.write, data, what: "pipe:[\(ino)]") }
@@ -78,6 +84,9 @@ enum FIFO: FileKind {
 
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
         let keeper = context.track(try reopen(r.path, flags: O_RDWR | O_NONBLOCK))
+        if let cap = r.pipeCapacity {
+            try checked("fcntl(F_SETPIPE_SZ, \(cap))", r.path) { fcntl(keeper, VOS_F_SETPIPE_SZ, cap) }
+        }
         if let data = r.pipeData, !data.isEmpty { try writeAll(keeper, data, what: r.path) }
         let fd = context.track(try reopen(r.path, flags: (r.flags & ~O_NONBLOCK) | O_NONBLOCK))
         try setStatusFlags(fd, r.flags, what: r.path)

@@ -1,5 +1,6 @@
-// timerfd: clock, and the remaining time and interval (fdinfo "it_value: (s, ns)"), re-armed
-// relative to the restore. Expirations not yet read ("ticks") are not carried over.
+// timerfd: clock, the remaining time and interval (fdinfo "it_value: (s, ns)"), re-armed
+// relative to the restore, and the expirations not read yet (fdinfo "ticks"), put back with
+// TFD_IOC_SET_TICKS after the re-arm (timerfd_settime zeroes them).
 import CVOSShim
 import Glibc
 import VOSImage
@@ -14,7 +15,11 @@ enum Timerfd: FileKind {
         r.timerFlags = Int32(f.info.lines["settime flags"] ?? "0", radix: 8) ?? 0
         r.timerValueNanos = nanos(f.info.lines["it_value"])
         r.timerIntervalNanos = nanos(f.info.lines["it_interval"])
+        r.timerTicks = UInt64(f.info.lines["ticks"] ?? "0") ?? 0
     }
+
+    /// `_IOW('T', 0, __u64)` from linux/timerfd.h (CONFIG_CHECKPOINT_RESTORE kernels only).
+    static let setTicksRequest: UInt = 0x4008_5400
 
     /// "(1, 500000000)" → nanoseconds.
     static func nanos(_ text: String?) -> UInt64 {
@@ -35,6 +40,9 @@ enum Timerfd: FileKind {
             try checked("timerfd_settime", "fd \(r.fd)") {
                 vos_syscall6(286, Int(fd), 0, Int(bitPattern: UInt(bitPattern: withUnsafeMutablePointer(to: &spec) { $0 })), 0, 0, 0)
             }
+        }
+        if var ticks = r.timerTicks, ticks > 0 {
+            try checked("ioctl(TFD_IOC_SET_TICKS, \(ticks))", "timerfd \(r.fd)") { vos_ioctl(fd, setTicksRequest, &ticks) }
         }
         try setStatusFlags(fd, r.flags, what: "timerfd \(r.fd)")
         return fd
