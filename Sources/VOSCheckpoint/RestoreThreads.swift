@@ -26,7 +26,7 @@ enum RestoreThreads {
     }
 
     /// Clones one thread in `main`'s process with glibc's flags. Returns the new thread's task.
-    static func clone(_ t: ThreadRecord, from main: RemoteTask) throws -> RemoteTask {
+    static func clone(_ t: ThreadRecord, from main: RemoteTask, newTID: Bool) throws -> RemoteTask {
         let flags: UInt64 = 0x100 | 0x200 | 0x400 | 0x800 | 0x10000 | 0x40000 | 0x80000 | 0x100000 | 0x200000
         // CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM|SETTLS|PARENT_SETTID|CHILD_CLEARTID
         func attempt(keepTID: Bool) throws -> Int64 {
@@ -45,8 +45,8 @@ enum RestoreThreads {
             let at = try main.stage(args, at: 0)
             return try main.rawCall("clone3(thread \(t.tid))", SyscallNumber.clone3.rawValue, [at.raw, UInt64(MemoryLayout<vos_clone_args>.size)])
         }
-        var r = try attempt(keepTID: true)
-        if r == -17 || r == -22 { r = try attempt(keepTID: false) }  // EEXIST / EINVAL: the TID is taken
+        let r = try attempt(keepTID: !newTID)
+        if r == -17 { throw IDTaken.error(t.tid, what: "thread id") }  // EEXIST
         guard r > 0 else {
             throw SyscallError(call: "clone3 (injected)", errno: .init(rawValue: Int32(-r)), subject: "thread \(t.tid) of pid \(main.pid)")
         }

@@ -10,7 +10,7 @@ import VOSLinux
 public struct RestoreSummary: Codable, Sendable {
     public var pid: PID
     public var originalPID: PID
-    /// True when the saved PID was free and the process got it back.
+    /// True when the process and its threads have their saved IDs (always, unless `newPID`).
     public var keptPID: Bool
     public var threads: Int
     public var injectedCalls: Int
@@ -18,14 +18,16 @@ public struct RestoreSummary: Codable, Sendable {
 }
 
 public enum Restorer {
-    public static func restore(imageDirectory: String) throws -> RestoreSummary {
+    /// Restores under the saved PID and TIDs (an error names whoever holds one of them), or
+    /// under new ones when `newPID` (glibc's cached TIDs are then fixed where they can be).
+    public static func restore(imageDirectory: String, newPID: Bool = false) throws -> RestoreSummary {
         let start = Kernel.monotonicNanos()
         let image = try step("cannot restore from \(imageDirectory)") { try ImageReader(directory: imageDirectory) }
         let p = image.process
-        let (pid, kept) = try step("cannot restore pid \(p.pid)") { try Stub.spawn(preferring: p.pid) }
+        let pid = try step("cannot restore pid \(p.pid)") { try Stub.spawn(pid: p.pid, newPID: newPID) }
         do {
-            let calls = try build(pid: pid, image: image)
-            return RestoreSummary(pid: pid, originalPID: p.pid, keptPID: kept, threads: p.threads.count,
+            let calls = try build(pid: pid, image: image, newPID: newPID)
+            return RestoreSummary(pid: pid, originalPID: p.pid, keptPID: !newPID, threads: p.threads.count,
                                   injectedCalls: calls, milliseconds: Double(Kernel.monotonicNanos() - start) / 1e6)
         } catch {
             Stub.discard(pid)
@@ -35,7 +37,7 @@ public enum Restorer {
     }
 
     /// Turns the stub `pid` into the saved process and lets it run; returns the injected-call count.
-    static func build(pid: PID, image: ImageReader) throws -> Int {
+    static func build(pid: PID, image: ImageReader, newPID: Bool) throws -> Int {
         let p = image.process
         let tracee = try Tracee.seize(pid, options: Int(VOS_PTRACE_O_TRACECLONE | VOS_PTRACE_O_EXITKILL))
         try tracee.interrupt()
@@ -80,7 +82,7 @@ public enum Restorer {
         var tidMap: [PID: PID] = [p.pid: pid]
         for t in p.threads.dropFirst() {
             let threadTask = try step("restoring thread \(t.tid)") {
-                let tt = try RestoreThreads.clone(t, from: task)
+                let tt = try RestoreThreads.clone(t, from: task, newTID: newPID)
                 try RestoreThreads.threadState(tt, t, isMain: false)
                 try RestoreThreads.pendingSignals(tt, t.pendingSignals, shared: false)
                 return tt

@@ -5,13 +5,16 @@ import Glibc
 import VOSLinux
 
 enum Stub {
-    /// Creates the stub; returns its PID and whether it got the saved one.
-    static func spawn(preferring pid: PID) throws -> (pid: PID, keptPID: Bool) {
-        if let child = try clone(setTID: pid) { return (child, true) }
-        guard let child = try clone(setTID: nil) else {
-            throw CheckpointError("cannot create the restore stub", reason: "clone3 returned no child")
+    /// Creates the stub under the saved PID, or under any PID when `newPID`.
+    static func spawn(pid: PID, newPID: Bool) throws -> PID {
+        if newPID {
+            guard let child = try clone(setTID: nil) else {
+                throw CheckpointError("cannot create the restore stub", reason: "clone3 returned no child")
+            }
+            return child
         }
-        return (child, false)
+        guard let child = try clone(setTID: pid) else { throw IDTaken.error(pid, what: "pid") }
+        return child
     }
 
     /// nil when the requested PID is taken (EEXIST) or not allowed (EINVAL, EPERM).
@@ -32,7 +35,7 @@ enum Stub {
         }
         if r > 0 { return PID(r) }
         let e = vos_errno()
-        if setTID != nil && (e == EEXIST || e == EINVAL || e == EPERM || e == EBUSY) { return nil }
+        if setTID != nil && e == EEXIST { return nil }
         throw SyscallError(call: "clone3", errno: .init(rawValue: e), subject: "the restore stub")
     }
 
@@ -41,6 +44,25 @@ enum Stub {
         Glibc.kill(pid, SIGKILL)
         var status: Int32 = 0
         _ = vos_waitpid_all(pid, &status, 0)
+    }
+}
+
+/// The error for a saved PID or TID that another process holds now.
+enum IDTaken {
+    static func error(_ id: PID, what: String) -> CheckpointError {
+        CheckpointError(
+            "cannot restore \(what) \(id)",
+            reason: "\(what) \(id) is taken by \(holder(of: id)); restore inside a capsule (its PIDs live in a namespace of "
+                + "their own), or pass --new-pid to restore with new IDs")
+    }
+
+    /// "pid 123 (cmd args)" for the process that owns `id` (a process or one of its threads).
+    static func holder(of id: PID) -> String {
+        let tgid = ProcStatus.number(pid: id, "Tgid")
+        let owner = tgid > 0 ? PID(tgid) : id
+        let cmd = ProcessState.commandLine(pid: owner).joined(separator: " ")
+        let state = (try? ProcStat.read("/proc/\(owner)/stat").state) == "Z" ? ", a zombie not yet reaped by its parent" : ""
+        return "pid \(owner) (\(cmd.isEmpty ? "?" : cmd)\(state))"
     }
 }
 

@@ -13,10 +13,17 @@ struct Restore: ParsableCommand {
     @Option(help: "Also write the restored process's PID to this file.")
     var pidfile: String?
 
+    @Flag(help: "Restore with a new PID and new thread IDs instead of the saved ones (needed beside a still-running original outside a capsule).")
+    var newPID = false
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let s = try Restorer.restore(imageDirectory: image)
+        let s = try Restorer.restore(imageDirectory: image, newPID: newPID)
+        if newPID && s.threads > 1 {
+            FileHandle.standardError.write(Data(("warning: pid \(s.pid) has \(s.threads) threads restored under new thread IDs; "
+                + "thread IDs the program cached (pthread_kill, robust and PI mutex owners) may be stale\n").utf8))
+        }
         if let pidfile {
             do { try "\(s.pid)\n".write(toFile: pidfile, atomically: true, encoding: .utf8) } catch {
                 throw ValidationError("restored pid \(s.pid), but cannot write the pid file \(pidfile): \(error.localizedDescription)")
@@ -25,7 +32,7 @@ struct Restore: ParsableCommand {
         if output.json {
             print(try jsonString(s))
         } else {
-            let which = s.keptPID ? "its original PID" : "a new PID; it was pid \(s.originalPID) when checkpointed"
+            let which = s.keptPID ? "its original PID and thread IDs" : "a new PID; it was pid \(s.originalPID) when checkpointed"
             print("restored pid \(s.pid) (\(which)), \(s.threads) thread(s), in \(formatMillis(s.milliseconds))")
         }
     }

@@ -52,7 +52,7 @@ struct CounterTests {
         let r = try f.checkpoint(pid, f.path("img"), leaveRunning: true)
         #expect(r.stdout.contains("left running"))
         #expect(f.isAlive(pid))
-        let copy = try f.restore(f.path("img"))
+        let copy = try f.restore(f.path("img"), newPID: true)
         #expect(copy != pid)
         let restoreOutput = try f.vos(["inspect", f.path("img")])
         #expect(restoreOutput.status == 0)

@@ -31,19 +31,29 @@ struct ProgramTests {
         #expect(!lines(out).contains { $0.hasPrefix("CORRUPT") })
     }
 
-    /// All 8 worker threads keep advancing their own counters after restore, with their names.
+    /// All 8 worker threads keep advancing their own counters after restore, under their
+    /// saved thread IDs and names; pthread_kill and a robust mutex keep working.
     @Test func eightThreadsContinue() throws {
         let f = try Fixture()
         defer { f.cleanup() }
         let out = f.path("threads.txt")
         let pid = try f.start(Products.path("vos-test-threads"), [out])
-        func counters() -> [Int] { (lines(out).last?.dropFirst(2).split(separator: ",").compactMap { Int($0) }) ?? [] }
-        #expect(waitUntil { counters().count == 8 && counters().allSatisfy { $0 > 20 } })
+        #expect(waitUntil { (ThreadsReport.last(out)?.signals.allSatisfy { $0 > 0 }) ?? false })
+        let tids = threadIDs(pid)
+        #expect(tids.count == 9)
         try f.checkpoint(pid, f.path("img"))
-        let before = counters()
+        let before = try #require(ThreadsReport.last(out))
         let restored = try f.restore(f.path("img"))
-        #expect(waitUntil { zip(counters(), before).allSatisfy { $0 > $1 + 50 } }, "before \(before), after \(counters())")
-        let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(restored)/task").compactMap {
+        #expect(restored == pid, "the PID was not kept")
+        #expect(threadIDs(restored) == tids, "thread IDs were not kept")
+        #expect(waitUntil {
+            guard let now = ThreadsReport.last(out) else { return false }
+            return zip(now.counters, before.counters).allSatisfy { $0 > $1 + 50 } && zip(now.signals, before.signals).allSatisfy { $0 > $1 }
+        }, "before \(before), after \(String(describing: ThreadsReport.last(out)))")
+        let after = try #require(ThreadsReport.last(out))
+        #expect(after.killErrors == before.killErrors, "pthread_kill failed after the restore")
+        #expect(after.lockFailures == before.lockFailures, "the robust mutex could not be taken after the restore")
+        let names = threadIDs(restored).compactMap {
             try? String(contentsOfFile: "/proc/\(restored)/task/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         #expect(Set(names) == Set((0..<8).map { "w\($0)" } + ["vos-test-thread"]))

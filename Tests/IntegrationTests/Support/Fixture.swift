@@ -85,9 +85,9 @@ final class Fixture {
     }
 
     /// `vos restore` that must succeed; returns the restored PID (adopted for cleanup).
-    func restore(_ image: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> PID {
+    func restore(_ image: String, newPID: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws -> PID {
         let pidfile = image + ".pid"
-        let r = try vos(["restore", image, "--pidfile", pidfile])
+        let r = try vos(["restore", image, "--pidfile", pidfile] + (newPID ? ["--new-pid"] : []))
         try #require(r.status == 0, "restore failed: \(r.stderr)", sourceLocation: sourceLocation)
         let text = try String(contentsOfFile: pidfile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let pid = try #require(PID(text), sourceLocation: sourceLocation)
