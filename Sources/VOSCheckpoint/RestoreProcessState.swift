@@ -38,7 +38,9 @@ enum RestoreProcessState {
             guard let now = current.first(where: { $0.resource == l.resource }), now.soft != l.soft || now.hard != l.hard else { continue }
             let hard = min(l.hard, now.hard)
             let soft = min(l.soft, hard)
-            let v = try task.stage([soft, hard], at: 0)
+            // struct rlimit64 { cur; max }: the values' bytes (staging the Array itself would
+            // copy its buffer pointer, not its elements).
+            let v = try task.stage(bytes: [soft, hard].flatMap { w in withUnsafeBytes(of: w.littleEndian) { Array($0) } }, at: 0)
             try task.call("prlimit64(\(l.name))", .prlimit64, 0, UInt64(l.resource), v.raw, 0)
         }
     }
