@@ -28,10 +28,11 @@ let package = Package(
                 "VOSLinux", "VOSInjection", "VOSImage", "CVOSShim",
             ]
         ),
+        .target(name: "VOSCapsule", dependencies: ["VOSCheckpoint", "VOSImage", "VOSLinux", "CVOSShim"]),
         .target(
             name: "VOSCommands",
             dependencies: [
-                "VOSCheckpoint", "VOSImage", "VOSLinux",
+                "VOSCapsule", "VOSCheckpoint", "VOSImage", "VOSLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,0 +1,68 @@
+// The local capsule registry: one directory per capsule under $VOS_STATE_DIR/capsules
+// (default /var/lib/vos), holding capsule.json, the log and the init's exit status.
+import Foundation
+import Glibc
+import VOSLinux
+
+public struct CapsuleError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+public struct CapsuleRegistry: Sendable {
+    public let root: String
+
+    public init(root: String? = nil) {
+        self.root = root ?? ProcessInfo.processInfo.environment["VOS_STATE_DIR"].map { $0 + "/capsules" } ?? "/var/lib/vos/capsules"
+    }
+
+    public func directory(_ name: String) -> String { root + "/" + name }
+    public func logPath(_ name: String) -> String { directory(name) + "/output.log" }
+    public func exitStatusPath(_ name: String) -> String { directory(name) + "/exit-status" }
+
+    /// Names are file names in the registry: letters, digits, '-', '_', '.'; not starting with '.'.
+    public static func validate(name: String) throws {
+        let ok = !name.isEmpty && name.count <= 64 && !name.hasPrefix(".")
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }
+        if !ok { throw CapsuleError("invalid capsule name \"\(name)\": use 1-64 letters, digits, '-', '_' or '.'") }
+    }
+
+    /// Reserves `name` (a directory created exclusively): fails if a capsule of that name exists.
+    public func reserve(_ name: String) throws {
+        try Self.validate(name: name)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if mkdir(directory(name), 0o700) != 0 {
+            if errno == EEXIST {
+                let state = (try? load(name)).map { $0.isRunning ? "running" : "exited" } ?? "being created"
+                throw CapsuleError("a capsule named \"\(name)\" already exists (\(state)); remove it with `vos rm \(name)` or pick another name")
+            }
+            throw CapsuleError("cannot create \(directory(name)): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    public func save(_ record: CapsuleRecord) throws {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try e.encode(record).write(to: URL(fileURLWithPath: directory(record.name) + "/capsule.json"), options: .atomic)
+    }
+
+    public func load(_ name: String) throws -> CapsuleRecord {
+        try Self.validate(name: name)
+        guard let data = FileManager.default.contents(atPath: directory(name) + "/capsule.json") else {
+            throw CapsuleError("no capsule named \"\(name)\" (see `vos ps`)")
+        }
+        do { return try JSONDecoder().decode(CapsuleRecord.self, from: data) } catch {
+            throw CapsuleError("the registry entry of capsule \"\(name)\" is damaged: \(error)")
+        }
+    }
+
+    public func all() -> [CapsuleRecord] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+        return names.sorted().compactMap { try? load($0) }
+    }
+
+    public func remove(_ name: String) throws {
+        try Self.validate(name: name)
+        try FileManager.default.removeItem(atPath: directory(name))
+    }
+}

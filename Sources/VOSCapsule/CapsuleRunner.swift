@@ -1,0 +1,37 @@
+// `vos run`: a new capsule (PID, UTS, IPC, mount and time namespaces) whose init starts CMD.
+import Foundation
+import Glibc
+import VOSLinux
+
+public enum CapsuleRunner {
+    public static let namespaces: NamespaceSet = [.pid, .uts, .ipc, .mount, .time]
+
+    public static func run(name: String, hostname: String?, command: [String], registry: CapsuleRegistry = .init()) throws -> CapsuleRecord {
+        guard let first = command.first else { throw CapsuleError("no command given: vos run --name NAME -- CMD ARGS...") }
+        guard resolve(first) != nil else { throw CapsuleError("cannot run \"\(first)\": command not found") }
+        try registry.reserve(name)
+        do {
+            let exe = try ProcFile.link("/proc/self/exe")
+            let host = hostname ?? name
+            let args = ["capsule-init", "--hostname", host, "--log", registry.logPath(name),
+                        "--exit-status", registry.exitStatusPath(name), "--"] + command
+            let env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+            let pid = try Namespaces.spawn(namespaces, executable: exe, arguments: args, environment: env)
+            let record = CapsuleRecord(
+                name: name, hostname: host, command: command, initPID: pid,
+                pidNamespace: Namespaces.identity(of: pid, "pid") ?? "", created: Date().timeIntervalSince1970, tty: false, ip: nil)
+            try registry.save(record)
+            return record
+        } catch {
+            try? registry.remove(name)
+            throw error
+        }
+    }
+
+    /// The command's path as the init will find it (PATH lookup for a bare name).
+    static func resolve(_ command: String) -> String? {
+        if command.contains("/") { return access(command, X_OK) == 0 ? command : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        return path.split(separator: ":").map { "\($0)/\(command)" }.first { access($0, X_OK) == 0 }
+    }
+}

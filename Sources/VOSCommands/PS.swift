@@ -1,0 +1,35 @@
+// `vos ps [--json]`: every capsule, its state and its processes.
+import ArgumentParser
+import Foundation
+import VOSCapsule
+
+struct PS: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ps", abstract: "List capsules and their processes.")
+
+    @OptionGroup var output: OutputOptions
+
+    struct Entry: Encodable {
+        var name: String, state: String, hostname: String, initPID: Int32, command: [String], processes: [CapsuleProcess]
+    }
+
+    func run() throws {
+        let registry = CapsuleRegistry()
+        let entries = registry.all().map { r in
+            Entry(name: r.name, state: r.isRunning ? "running" : "exited", hostname: r.hostname, initPID: r.initPID,
+                  command: r.command, processes: CapsuleProcesses.list(r))
+        }
+        if output.json {
+            print(try jsonString(entries))
+            return
+        }
+        print("NAME".padding(toLength: 16, withPad: " ", startingAt: 0) + "STATE    PID  HOST-PID  MEMORY    COMMAND")
+        for e in entries {
+            print(e.name.padding(toLength: 16, withPad: " ", startingAt: 0) + e.state.padding(toLength: 9, withPad: " ", startingAt: 0)
+                + (e.processes.isEmpty ? "-" : ""))
+            for p in e.processes {
+                print(String(repeating: " ", count: 25) + String(p.pid).leftPad(3) + "  " + String(p.hostPID).leftPad(8)
+                    + "  " + "\(p.memoryKiB) KiB".leftPad(8) + "  " + p.command)
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+// `vos run --name NAME [--hostname H] -- CMD ARGS...`
+import ArgumentParser
+import VOSCapsule
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a command in a new capsule (its own PID, UTS, IPC, mount and time namespaces).")
+
+    @Option(help: "The capsule's name.")
+    var name: String
+
+    @Option(help: "The hostname inside the capsule (default: the name).")
+    var hostname: String?
+
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.")
+    var command: [String] = []
+
+    func run() throws {
+        let cmd = command.first == "--" ? Array(command.dropFirst()) : command
+        let record = try CapsuleRunner.run(name: name, hostname: hostname, command: cmd)
+        print(record.name)
+    }
+}
+
+/// The capsule init (internal: `vos run` starts it as PID 1 of the capsule).
+struct CapsuleInitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "capsule-init", shouldDisplay: false)
+
+    @Option var hostname: String
+    @Option var log: String
+    @Option var exitStatus: String
+    @Argument(parsing: .captureForPassthrough) var command: [String] = []
+
+    func run() throws {
+        let cmd = command.first == "--" ? Array(command.dropFirst()) : command
+        CapsuleInit.run(hostname: hostname, logPath: log, exitStatusPath: exitStatus, command: cmd)
+    }
+}
