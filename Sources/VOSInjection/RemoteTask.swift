@@ -116,7 +116,8 @@ public final class RemoteTask {
     }
 
     /// Writes `value`'s bytes to the scratch area at `offset` and returns the remote address.
-    public func stage<T>(_ value: T, at offset: UInt64 = 0) throws -> RemoteAddress {
+    /// Only plain values: an Array or a class would stage its reference, not its contents.
+    public func stage<T: BitwiseCopyable>(_ value: T, at offset: UInt64 = 0) throws -> RemoteAddress {
         let bytes = withUnsafeBytes(of: value) { Array($0) }
         try poke(bytes, at: scratch + offset)
         return scratch + offset
@@ -132,7 +133,7 @@ public final class RemoteTask {
     }
 
     /// Reads a value of type T back from the scratch area.
-    public func unstage<T>(_ type: T.Type, at offset: UInt64 = 0) throws -> T {
+    public func unstage<T: BitwiseCopyable>(_ type: T.Type, at offset: UInt64 = 0) throws -> T {
         let bytes = try peek(MemoryLayout<T>.size, at: scratch + offset)
         return bytes.withUnsafeBytes { $0.loadUnaligned(as: T.self) }
     }
