@@ -50,8 +50,16 @@ public final class FrozenProcess {
     /// Blocks every signal in every thread so that injected calls are never interrupted by a
     /// signal-delivery stop (probe 12). `thaw()` puts the saved masks back.
     func blockAllSignals() throws {
-        for t in threads { try t.setSignalMask(~0) }
+        for t in threads { try t.setSignalMask(Self.injectionSignalMask) }
     }
+
+    /// The mask a thread holds while calls are injected into it: every signal blocked but
+    /// SIGTRAP. Each injected call ends in a single-step trap, which the kernel raises as a
+    /// forced SIGTRAP; a forced signal that is blocked (or ignored) gets its disposition reset
+    /// to SIG_DFL (`force_sig_info_to_task`, kernel/signal.c), so with SIGTRAP blocked every
+    /// checkpoint and restore silently dropped the process's SIGTRAP handler (the Swift
+    /// runtime installs one). Unblocked, the trap only stops the thread for us and is discarded.
+    static let injectionSignalMask: UInt64 = ~(UInt64(1) << UInt64(SIGTRAP - 1))
 
     func restoreSignalMasks() throws {
         for t in threads { if let m = originalMasks[t.tid] { try t.setSignalMask(m) } }

@@ -113,11 +113,11 @@ enum RestoreMemory {
 
     /// Writes the saved pages into the target, two workers in parallel, each verifying the
     /// checksum of its chunk of pages.img before writing it.
-    static func fill(pid: PID, image: ImageReader) throws {
-        let work = MemoryDump(records: image.process.memory).chunks()
-        let recorded = image.pageChunks
+    static func fill(pid: PID, image: ProcessImage) throws {
+        let work = MemoryDump(records: image.record.memory).chunks()
+        let recorded = image.chunks
         guard work.count == recorded.count, zip(work, recorded).allSatisfy({ $0.fileOffset == $1.offset && $0.length == $1.length }) else {
-            throw ImageError.inconsistent("page chunks of \(ImageLayout.pages) do not match the memory records")
+            throw ImageError.inconsistent("page chunks of \(image.pagesPart) do not match the memory records")
         }
         guard let pages = image.pages, let base = pages.base else { return }
         var failures = [Error?](repeating: nil, count: work.count)

@@ -39,6 +39,18 @@ enum Stub {
         throw SyscallError(call: "clone3", errno: .init(rawValue: e), subject: "the restore stub")
     }
 
+    /// Seizes a fresh stub and stops it with every signal but SIGTRAP blocked (no signal may
+    /// interrupt an injection; clones inherit the mask). `PTRACE_O_EXITKILL`: if vos dies, the
+    /// half-built process dies with it.
+    static func seize(_ pid: PID) throws -> Tracee {
+        let options = VOS_PTRACE_O_TRACECLONE | VOS_PTRACE_O_TRACEFORK | VOS_PTRACE_O_EXITKILL
+        let tracee = try Tracee.seize(pid, options: Int(options))
+        try tracee.interrupt()
+        _ = try tracee.waitEventStop()
+        try tracee.setSignalMask(FrozenProcess.injectionSignalMask)
+        return tracee
+    }
+
     /// Kills and reaps a stub that will not become the restored process.
     static func discard(_ pid: PID) {
         Glibc.kill(pid, SIGKILL)

@@ -7,8 +7,16 @@ import VOSLinux
 public final class ImageReader {
     public let directory: String
     public let manifest: ImageManifest
-    public let process: ProcessRecord
-    public let pages: PageFile?
+    /// Every live process, the root first (one for a single-process image).
+    public let processes: [ProcessImage]
+    /// The tree's shape, for an image of a process tree.
+    public let tree: TreeRecord?
+
+    /// The root process.
+    public var process: ProcessRecord { processes[0].record }
+    public var pages: PageFile? { processes[0].pages }
+    public var pageChunks: [ImageManifest.Chunk] { processes[0].chunks }
+    public func verify(chunk: ImageManifest.Chunk) throws { try processes[0].verify(chunk: chunk) }
 
     public init(directory: String) throws {
         self.directory = directory
@@ -23,6 +31,9 @@ public final class ImageReader {
         manifest = try Self.decodeManifest(manifestData)
 
         for part in manifest.parts {
+            guard !part.name.contains("/"), !part.name.hasPrefix(".") else {
+                throw ImageError.inconsistent("part name \"\(part.name)\" escapes the image directory")
+            }
             let p = directory + "/" + part.name
             guard let attrs = try? FileManager.default.attributesOfItem(atPath: p), let size = attrs[.size] as? NSNumber else {
                 throw ImageError.missingPart(part.name, path: p)
@@ -31,21 +42,35 @@ public final class ImageReader {
                 throw ImageError.truncated(part: part.name, expectedBytes: part.size, foundBytes: size.uint64Value)
             }
         }
-        guard let processPart = manifest.parts.first(where: { $0.name == ImageLayout.process }) else {
-            throw ImageError.inconsistent("the manifest lists no \(ImageLayout.process)")
+        let parts = manifest.parts
+        func decode<T: Decodable>(_ type: T.Type, _ name: String) throws -> T {
+            guard let part = parts.first(where: { $0.name == name }) else {
+                throw ImageError.inconsistent("the manifest lists no \(name)")
+            }
+            let bytes = try Self.readPart(directory: directory, part)
+            do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
+                throw ImageError.undecodable(part: name, reason: "\(error)")
+            }
         }
-        let processBytes = try Self.readPart(directory: directory, processPart)
-        do {
-            process = try JSONDecoder().decode(ProcessRecord.self, from: Data(processBytes))
-        } catch {
-            throw ImageError.undecodable(part: ImageLayout.process, reason: "\(error)")
+        func processImage(record: String, pages: String) throws -> ProcessImage {
+            let r = try decode(ProcessRecord.self, record)
+            let pagePart = parts.first { $0.name == pages }
+            let file = try pagePart.map { try PageFile.open(path: directory + "/" + pages, size: $0.size) }
+            return try ProcessImage(record: r, pages: file, pagesPart: pages, chunks: pagePart?.chunks ?? [])
         }
-        if let pagePart = manifest.parts.first(where: { $0.name == ImageLayout.pages }) {
-            pages = try PageFile.open(path: directory + "/" + ImageLayout.pages, size: pagePart.size)
+        if parts.contains(where: { $0.name == TreeRecord.fileName }) {
+            let tree = try decode(TreeRecord.self, TreeRecord.fileName)
+            self.tree = tree
+            processes = try tree.processes.filter { $0.zombieStatus == nil }.map {
+                try processImage(record: TreeRecord.processPart($0.pid), pages: TreeRecord.pagesPart($0.pid))
+            }
+            guard !processes.isEmpty, tree.processes.first?.zombieStatus == nil else {
+                throw ImageError.inconsistent("the tree has no live root process")
+            }
         } else {
-            pages = nil
+            tree = nil
+            processes = [try processImage(record: ImageLayout.process, pages: ImageLayout.pages)]
         }
-        try checkConsistency()
     }
 
     /// Decodes and checks magic and version, in that order.
@@ -89,41 +114,5 @@ public final class ImageReader {
             throw ImageError.inconsistent("the manifest lists no part \(name)")
         }
         return try Self.readPart(directory: directory, part)
-    }
-
-    public var pageChunks: [ImageManifest.Chunk] {
-        manifest.parts.first(where: { $0.name == ImageLayout.pages })?.chunks ?? []
-    }
-
-    /// Verifies one chunk of pages.img against its recorded checksum.
-    public func verify(chunk: ImageManifest.Chunk) throws {
-        guard let pages else { throw ImageError.inconsistent("no \(ImageLayout.pages) for a page chunk") }
-        let sum = Checksum.of(pages.bytes(at: chunk.offset, length: chunk.length))
-        if Checksum.hex(sum) != chunk.checksum {
-            throw ImageError.checksumMismatch(
-                part: ImageLayout.pages,
-                detail: "bytes \(chunk.offset)..<\(chunk.offset + chunk.length): computed \(Checksum.hex(sum)), recorded \(chunk.checksum)")
-        }
-    }
-
-    /// Sanity of what decoded: page runs inside pages.img and inside their VMA, a main thread.
-    func checkConsistency() throws {
-        let size = pages?.size ?? 0
-        for m in process.memory {
-            for run in m.runs {
-                guard run.fileOffset % pageSize == 0, run.fileOffset + run.length <= size else {
-                    throw ImageError.inconsistent("page run at \(run.address) lies outside \(ImageLayout.pages)")
-                }
-                guard run.address >= m.region.start, run.address + run.length <= m.region.end else {
-                    throw ImageError.inconsistent("page run at \(run.address) lies outside its VMA \(m.region.start)-\(m.region.end)")
-                }
-            }
-        }
-        guard process.threads.first?.tid == process.pid else {
-            throw ImageError.inconsistent("the first thread is not the main thread \(process.pid)")
-        }
-        var covered: UInt64 = 0
-        for c in pageChunks { guard c.offset == covered else { throw ImageError.inconsistent("page chunks leave a gap at \(covered)") }; covered += c.length }
-        guard covered == size else { throw ImageError.inconsistent("page chunks cover \(covered) of \(size) bytes") }
     }
 }

@@ -30,17 +30,24 @@ public final class ImageWriter {
 
     public func path(_ name: String) -> String { directory + "/" + name }
 
-    /// Creates pages.img of `size` bytes, mapped for the dumpers to fill.
-    public func createPageFile(size: UInt64) throws -> PageFile {
-        created.append(path(ImageLayout.pages))
-        do { return try PageFile.create(path: path(ImageLayout.pages), size: size) } catch {
-            throw ImageError.cannotWrite(path(ImageLayout.pages), reason: Self.reason(error))
+    /// Creates a page file of `size` bytes, mapped for the dumpers to fill.
+    public func createPageFile(name: String = ImageLayout.pages, size: UInt64) throws -> PageFile {
+        created.append(path(name))
+        do { return try PageFile.create(path: path(name), size: size) } catch {
+            throw ImageError.cannotWrite(path(name), reason: Self.reason(error))
         }
     }
 
-    /// Records pages.img with the checksums its writers computed.
-    public func addPageFile(size: UInt64, chunks: [ImageManifest.Chunk]) {
-        parts.append(.init(name: ImageLayout.pages, size: size, chunks: chunks))
+    /// Records a page file with the checksums its writers computed.
+    public func addPageFile(name: String = ImageLayout.pages, size: UInt64, chunks: [ImageManifest.Chunk]) {
+        parts.append(.init(name: name, size: size, chunks: chunks))
+    }
+
+    /// Writes one process record of a tree image.
+    public func writeProcess(_ process: ProcessRecord, name: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try writePart(name, Array(try encoder.encode(process)))
     }
 
     /// Writes a small part whole, with one checksum.
@@ -56,9 +63,20 @@ public final class ImageWriter {
 
     /// Writes process.json and then the manifest.
     public func finish(process: ProcessRecord, machine: MachineInfo) throws {
+        try writeProcess(process, name: ImageLayout.process)
+        try writeManifest(root: process, machine: machine)
+    }
+
+    /// Writes tree.json and then the manifest (the process records are written already).
+    public func finish(tree: TreeRecord, root: ProcessRecord, machine: MachineInfo) throws {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try writePart(ImageLayout.process, Array(try encoder.encode(process)))
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        try writePart(TreeRecord.fileName, Array(try encoder.encode(tree)))
+        try writeManifest(root: root, machine: machine)
+    }
+
+    private func writeManifest(root process: ProcessRecord, machine: MachineInfo) throws {
+        let encoder = JSONEncoder()
         let manifest = ImageManifest(
             magic: ImageManifest.magicValue, formatVersion: .current, toolVersion: FormatVersion.toolVersion,
             created: Date().timeIntervalSince1970, machine: machine, parts: parts, pid: process.pid,

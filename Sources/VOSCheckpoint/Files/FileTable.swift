@@ -60,10 +60,8 @@ enum FileTable {
 
     /// Installs every saved fd into the restored process at its number (the target's table must
     /// be empty), then lets kinds finish (epoll registrations).
-    static func restore(_ records: [FileRecord], image: ImageReader, task: RemoteTask) throws {
+    static func restore(_ records: [FileRecord], context: FileRestoreContext, task: RemoteTask) throws {
         guard !records.isEmpty else { return }
-        let context = FileRestoreContext(image: image)
-        defer { context.closeAll() }
         let cloexec = UInt64(O_CLOEXEC)
         let high = UInt64((records.map(\.fd).max() ?? 0) + 1)
         let first = try task.call("pidfd_open(vos)", .pidfdOpen, UInt64(getpid()), 0)

@@ -7,7 +7,7 @@ import SystemPackage
 public enum TraceeStop: Equatable, Sendable {
     /// A group-stop or `PTRACE_INTERRUPT` stop (`PTRACE_EVENT_STOP`).
     case eventStop
-    /// `PTRACE_EVENT_CLONE`, with the new thread's TID.
+    /// `PTRACE_EVENT_CLONE` or `PTRACE_EVENT_FORK`: a new task; `eventMessage()` gives its ID.
     case clone
     /// A signal-delivery stop (SIGTRAP after a single step among them).
     case signal(Int32)
@@ -49,7 +49,7 @@ public final class Tracee {
         let sig = (status >> 8) & 0xff
         switch status >> 16 {
         case Int32(VOS_PTRACE_EVENT_STOP): return .eventStop
-        case Int32(VOS_PTRACE_EVENT_CLONE): return .clone
+        case Int32(VOS_PTRACE_EVENT_CLONE), Int32(VOS_PTRACE_EVENT_FORK): return .clone
         default: return .signal(sig)
         }
     }

@@ -1,0 +1,56 @@
+// tree.json: a process tree (a capsule's, for now) — its shape, IDs inside its PID namespace,
+// and the namespaces it lives in. Each live process has its own process-<pid>.json and
+// pages-<pid>.img.
+import VOSLinux
+
+public struct TreeRecord: Codable, Sendable {
+    /// Parents before children; the root first.
+    public var processes: [TreeProcess]
+    /// Set when the tree is a capsule: its name, hostname and clocks at the freeze.
+    public var capsule: CapsuleInfo?
+
+    public init(processes: [TreeProcess], capsule: CapsuleInfo?) {
+        self.processes = processes
+        self.capsule = capsule
+    }
+
+    public static let fileName = "tree.json"
+    public static func processPart(_ pid: PID) -> String { "process-\(pid).json" }
+    public static func pagesPart(_ pid: PID) -> String { "pages-\(pid).img" }
+}
+
+public struct TreeProcess: Codable, Sendable, Equatable {
+    /// IDs as the tree's own PID namespace sees them.
+    public var pid: PID
+    public var parent: PID
+    public var processGroup: PID
+    public var session: PID
+    /// A zombie not yet reaped: only its wait status is kept.
+    public var zombieStatus: Int32?
+
+    public init(pid: PID, parent: PID, processGroup: PID, session: PID, zombieStatus: Int32?) {
+        self.pid = pid
+        self.parent = parent
+        self.processGroup = processGroup
+        self.session = session
+        self.zombieStatus = zombieStatus
+    }
+}
+
+public struct CapsuleInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var hostname: String
+    public var command: [String]
+    /// The capsule's CLOCK_MONOTONIC and CLOCK_BOOTTIME at the freeze (host clock + the
+    /// capsule's time-namespace offset): a restore sets offsets so they continue from there.
+    public var monotonicNanos: Int64
+    public var boottimeNanos: Int64
+
+    public init(name: String, hostname: String, command: [String], monotonicNanos: Int64, boottimeNanos: Int64) {
+        self.name = name
+        self.hostname = hostname
+        self.command = command
+        self.monotonicNanos = monotonicNanos
+        self.boottimeNanos = boottimeNanos
+    }
+}
