@@ -21,6 +21,12 @@ enum RestoreThreads {
         if let ss = t.alternateStack {
             let at = try task.stage(vos_stack(sp: ss.base, flags: ss.flags, pad: 0, size: ss.size), at: 0)
             try task.call("sigaltstack", .sigaltstack, at.raw, 0)
+        } else if isMain {
+            // The stub was forked from vos and kept vos's alternate stack (the Swift runtime
+            // sets one), which points into memory that is gone now: an SA_ONSTACK handler would
+            // crash on it. Threads made by clone3 with CLONE_VM start without one.
+            let at = try task.stage(vos_stack(sp: 0, flags: Int32(SS_DISABLE), pad: 0, size: 0), at: 0)
+            try task.call("sigaltstack(SS_DISABLE)", .sigaltstack, at.raw, 0)
         }
         if !isMain { try RestoreProcessState.name(task, t.name) }
     }
