@@ -72,7 +72,8 @@ public enum Checkpointer {
     }
 
     /// Everything but the write of the manifest, with the process frozen.
-    static func collect(pid: PID, frozen: FrozenProcess, stat: ProcStat, writer: ImageWriter) throws -> (ProcessRecord, UInt64) {
+    static func collect(pid: PID, frozen: FrozenProcess, stat: ProcStat, writer: ImageWriter,
+                        pagesName: String = ImageLayout.pages) throws -> (ProcessRecord, UInt64) {
         let files = try FileTable.list(pid: pid)
         try FileTable.checkSupported(files, pid: pid)
         let regions = try MemoryMap.read(pid: pid)
@@ -111,9 +112,9 @@ public enum Checkpointer {
         try frozen.restoreSignalMasks()
 
         let memory = try MemoryDump(pid: pid, regions: regions)
-        let pageFile = try writer.createPageFile(size: memory.totalBytes)
+        let pageFile = try writer.createPageFile(name: pagesName, size: memory.totalBytes)
         let chunks = try step("copying memory of pid \(pid)") { try memory.copy(pid: pid, into: pageFile) }
-        writer.addPageFile(size: memory.totalBytes, chunks: chunks)
+        writer.addPageFile(name: pagesName, size: memory.totalBytes, chunks: chunks)
         try FaultInjection.check("checkpoint-after-memory")
 
         let fileRecords = try FileTable.dump(files, pid: pid, blobs: BlobWriter(image: writer))

@@ -43,14 +43,13 @@ enum ProcessBuilder {
         try step("filling memory") { try RestoreMemory.fill(pid: pid, image: image) }
         try FaultInjection.check("restore-after-memory")
         try step("protecting memory") { try RestoreMemory.reprotect(task, reprotect) }
-        if pid != p.pid { try fixCachedTID(pid: pid, thread: p.threads[0], newTID: pid) }
+        if newPID { try fixCachedTID(pid: pid, thread: p.threads[0], newTID: pid) }
 
         try step("restoring mm fields") { try RestoreProcessState.mm(task, p) }
         try step("restoring the process name") { try RestoreProcessState.name(task, p.threads[0].name) }
         try step("restoring resource limits") { try RestoreProcessState.limits(task, p.limits) }
         try step("restoring files") {
-            try task.call("close_range", .closeRange, 0, UInt64(UInt32.max), 0)
-            try FileTable.restore(p.files, context: files, task: task)
+            try FileTable.restore(p.files, owner: p.pid, context: files, task: task)
         }
         try step("restoring cwd and umask") { try RestoreProcessState.cwdAndUmask(task, p) }
         try step("restoring signal dispositions") {
@@ -59,15 +58,17 @@ enum ProcessBuilder {
         try step("restoring the main thread") { try RestoreThreads.threadState(task, p.threads[0], isMain: true) }
 
         var tasks: [(RemoteTask, ThreadRecord)] = [(task, p.threads[0])]
-        var tidMap: [PID: PID] = [p.pid: pid]
+        // IDs as the process's own PID namespace sees them: the saved ones unless `newPID`.
+        let nsPID = newPID ? pid : p.pid
+        var tidMap: [PID: PID] = [p.pid: nsPID]
         for t in p.threads.dropFirst() {
             let threadTask = try step("restoring thread \(t.tid)") {
                 let tt = try RestoreThreads.clone(t, from: task, newTID: newPID)
                 try RestoreThreads.threadState(tt, t, isMain: false)
-                try RestoreThreads.pendingSignals(tt, t.pendingSignals, shared: false)
+                try RestoreThreads.pendingSignals(tt, t.pendingSignals, shared: false, ids: (nsPID, newPID ? tt.tid : t.tid))
                 return tt
             }
-            tidMap[t.tid] = threadTask.tid
+            tidMap[t.tid] = newPID ? threadTask.tid : t.tid
             tasks.append((threadTask, t))
         }
         try step("restoring timers") {
@@ -75,8 +76,8 @@ enum ProcessBuilder {
             try RestoreProcessState.posixTimers(task, p.posixTimers, tidMap: tidMap)
         }
         try step("re-queueing pending signals") {
-            try RestoreThreads.pendingSignals(task, p.threads[0].pendingSignals, shared: false)
-            try RestoreThreads.pendingSignals(task, p.sharedPendingSignals, shared: true)
+            try RestoreThreads.pendingSignals(task, p.threads[0].pendingSignals, shared: false, ids: (nsPID, nsPID))
+            try RestoreThreads.pendingSignals(task, p.sharedPendingSignals, shared: true, ids: (nsPID, nsPID))
         }
 
         // The gadget page cannot unmap itself while it runs the call: use a syscall

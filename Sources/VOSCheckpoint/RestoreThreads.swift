@@ -66,14 +66,15 @@ enum RestoreThreads {
 
     /// Re-queues pending signals: a thread's own from inside it (the kernel lets a caller
     /// impersonate a sender only towards itself: probe 12), the shared ones from the main thread.
-    static func pendingSignals(_ task: RemoteTask, _ infos: [[UInt8]], shared: Bool) throws {
+    /// `ids` are the process and thread IDs as the target's own PID namespace sees them.
+    static func pendingSignals(_ task: RemoteTask, _ infos: [[UInt8]], shared: Bool, ids: (pid: PID, tid: PID)) throws {
         for info in infos where info.count >= 4 {
             let sig = info.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
             let at = try task.stage(bytes: info, at: 0)
             if shared {
-                try task.call("rt_sigqueueinfo(\(sig))", .rtSigqueueinfo, UInt64(task.pid), UInt64(sig), at.raw)
+                try task.call("rt_sigqueueinfo(\(sig))", .rtSigqueueinfo, UInt64(ids.pid), UInt64(sig), at.raw)
             } else {
-                try task.call("rt_tgsigqueueinfo(\(sig))", .rtTgsigqueueinfo, UInt64(task.pid), UInt64(task.tid), UInt64(sig), at.raw)
+                try task.call("rt_tgsigqueueinfo(\(sig))", .rtTgsigqueueinfo, UInt64(ids.pid), UInt64(ids.tid), UInt64(sig), at.raw)
             }
         }
     }

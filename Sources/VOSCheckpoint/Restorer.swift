@@ -27,9 +27,10 @@ public enum Restorer {
             throw CheckpointError("cannot restore from \(imageDirectory)", reason: "it holds a capsule; restore it with `vos restore` of a capsule image")
         }
         let p = image.process
-        let pid = try step("cannot restore pid \(p.pid)") { try Stub.spawn(pid: p.pid, newPID: newPID) }
-        let files = FileRestoreContext(image: image)
+        // Before the stub exists: it inherits the context's pidfd of vos.
+        let files = try step("cannot restore pid \(p.pid)") { try FileRestoreContext(image: image) }
         defer { files.closeAll() }
+        let pid = try step("cannot restore pid \(p.pid)") { try Stub.spawn(pid: p.pid, newPID: newPID) }
         do {
             let tracee = try Stub.seize(pid)
             let oldAffinity = Kernel.pinCallingThread(to: (try? ProcStat.read("/proc/\(pid)/stat").lastCPU) ?? 0)

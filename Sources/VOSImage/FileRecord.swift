@@ -37,6 +37,8 @@ public struct FileRecord: Codable, Sendable {
     public var inheritedFrom: Int32?
     /// A lower fd of the same process that refers to the same open file description (dup).
     public var sameDescriptionAs: Int32?
+    /// With `sameDescriptionAs`: the fd belongs to this other process of the tree (shared by fork).
+    public var sameDescriptionProcess: PID?
 
     public init(fd: Int32, kind: String, flags: Int32, position: UInt64, path: String) {
         self.fd = fd

@@ -30,6 +30,14 @@ public final class ImageWriter {
 
     public func path(_ name: String) -> String { directory + "/" + name }
 
+    private var blobCount = 0
+
+    /// A fresh blob part name (unique across every process of the image).
+    public func nextBlobName() -> String {
+        defer { blobCount += 1 }
+        return ImageLayout.blob(blobCount)
+    }
+
     /// Creates a page file of `size` bytes, mapped for the dumpers to fill.
     public func createPageFile(name: String = ImageLayout.pages, size: UInt64) throws -> PageFile {
         created.append(path(name))

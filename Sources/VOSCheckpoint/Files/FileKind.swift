@@ -64,12 +64,10 @@ enum FileKinds {
 /// Stores blobs (deleted files' contents) as image parts.
 final class BlobWriter {
     let image: ImageWriter
-    private var next = 0
     init(image: ImageWriter) { self.image = image }
 
     func write(_ bytes: [UInt8]) throws -> String {
-        let name = ImageLayout.blob(next)
-        next += 1
+        let name = image.nextBlobName()
         try image.writePart(name, bytes)
         return name
     }
@@ -81,8 +79,17 @@ final class FileRestoreContext {
     var pipes: [UInt64: (read: Int32, write: Int32)] = [:]
     /// Every fd vOS opened for the restore; closed when the target has its copies.
     var opened: [Int32] = []
+    /// The open file installed as fd N of process P ("P:N"), for fds of other processes of the
+    /// tree that share its description.
+    var installed: [String: Int32] = [:]
+    /// A pidfd of vos itself, opened before any stub is cloned so that every stub inherits it
+    /// at this number: a stub in another PID namespace could not open one (vos has no PID there).
+    let vosPidfd: Int32
 
-    init(image: ImageReader) { self.image = image }
+    init(image: ImageReader) throws {
+        self.image = image
+        vosPidfd = try Kernel.pidfdOpen(getpid()).rawValue
+    }
 
     func track(_ fd: Int32) -> Int32 {
         opened.append(fd)
@@ -92,6 +99,8 @@ final class FileRestoreContext {
     func closeAll() {
         for fd in opened { close(fd) }
         opened = []
+        installed = [:]
+        close(vosPidfd)
     }
 }
 

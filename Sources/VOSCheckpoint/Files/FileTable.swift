@@ -58,25 +58,34 @@ enum FileTable {
         vos_syscall6(312, Int(pid), Int(pid), 0, Int(a), Int(b), 0) == 0
     }
 
-    /// Installs every saved fd into the restored process at its number (the target's table must
-    /// be empty), then lets kinds finish (epoll registrations).
-    static func restore(_ records: [FileRecord], context: FileRestoreContext, task: RemoteTask) throws {
-        guard !records.isEmpty else { return }
+    /// Empties the stub's fd table (everything it inherited from vos), then installs every saved
+    /// fd of process `owner` at its number, then lets kinds finish (epoll registrations).
+    static func restore(_ records: [FileRecord], owner: PID, context: FileRestoreContext, task: RemoteTask) throws {
         let cloexec = UInt64(O_CLOEXEC)
         let high = UInt64((records.map(\.fd).max() ?? 0) + 1)
-        let first = try task.call("pidfd_open(vos)", .pidfdOpen, UInt64(getpid()), 0)
-        let pidfd = try task.call("fcntl(F_DUPFD_CLOEXEC)", .fcntl, first, UInt64(F_DUPFD_CLOEXEC), high)
-        try task.call("close", .close, first)
+        // The stub inherited vos's pidfd: keep a copy above every saved fd, close the rest.
+        let pidfd = try task.call("fcntl(F_DUPFD_CLOEXEC)", .fcntl, UInt64(context.vosPidfd), UInt64(F_DUPFD_CLOEXEC), high)
+        if pidfd > 0 { try task.call("close_range", .closeRange, 0, pidfd - 1, 0) }
+        try task.call("close_range", .closeRange, pidfd + 1, UInt64(UInt32.max), 0)
         for r in records.sorted(by: { $0.fd < $1.fd }) {
             let wantCloexec = r.flags & O_CLOEXEC != 0
-            if let same = r.sameDescriptionAs {
+            if let same = r.sameDescriptionAs, r.sameDescriptionProcess == nil {
                 try task.call("dup3(\(same), \(r.fd))", .dup3, UInt64(same), UInt64(r.fd), wantCloexec ? cloexec : 0)
                 continue
             }
-            guard let kind = FileKinds.kind(tag: r.kind) else {
-                throw ImageError.inconsistent("fd \(r.fd) has kind \"\(r.kind)\", unknown to this vOS")
+            let local: Int32
+            if let process = r.sameDescriptionProcess, let same = r.sameDescriptionAs {
+                guard let shared = context.installed["\(process):\(same)"] else {
+                    throw ImageError.inconsistent("fd \(r.fd) shares fd \(same) of pid \(process), which is not restored before it")
+                }
+                local = shared
+            } else {
+                guard let kind = FileKinds.kind(tag: r.kind) else {
+                    throw ImageError.inconsistent("fd \(r.fd) has kind \"\(r.kind)\", unknown to this vOS")
+                }
+                local = try step("reopening fd \(r.fd) (\(r.path))") { try kind.open(r, context) }
             }
-            let local = try step("reopening fd \(r.fd) (\(r.path))") { try kind.open(r, context) }
+            context.installed["\(owner):\(r.fd)"] = local
             let got = try task.call("pidfd_getfd(fd \(r.fd))", .pidfdGetfd, pidfd, UInt64(local), 0)
             if got != UInt64(r.fd) {
                 try task.call("dup3(\(got), \(r.fd))", .dup3, got, UInt64(r.fd), wantCloexec ? cloexec : 0)
