@@ -2,16 +2,20 @@
 //
 // Stored: pages of private mappings that are present and anonymous (never-written file pages
 // come back from the file), swapped pages, and present pages of shared anonymous memory.
-// Copied with process_vm_readv straight into a shared mapping of pages.img, by two workers
-// in parallel, each chunk checksummed while it is still in cache.
+// Copied by one worker per CPU, chunk by chunk: process_vm_readv into a small buffer of the
+// worker's, checksummed while it is still in cache, then pwrite() into pages.img.
 import Dispatch
 import Glibc
 import VOSImage
 import VOSLinux
 
 struct MemoryDump {
-    /// Largest piece of work one worker takes at a time.
+    /// Largest piece of work one worker takes at a time, and the unit of checksums in the
+    /// manifest: restore splits an image the same way, so this must not change.
     static let chunkBytes: UInt64 = 16 << 20
+    /// What a worker reads and writes at once: small enough to stay in its CPU's cache between
+    /// the read, the checksum and the write (256 KiB-2 MiB measured alike, 16 MiB 25 % slower).
+    static let pieceBytes: UInt64 = 1 << 20
 
     var records: [MemoryRecord] = []
     var totalBytes: UInt64 = 0
@@ -95,27 +99,62 @@ struct MemoryDump {
     /// Copies every stored page into `file` and returns the per-chunk checksums.
     func copy(pid: PID, into file: PageFile) throws -> [ImageManifest.Chunk] {
         let work = chunks()
-        guard let base = file.base, !work.isEmpty else { return [] }
+        guard !work.isEmpty else { return [] }
         var results = [Result<UInt64, Error>](repeating: .success(0), count: work.count)
         let memPath = "/proc/\(pid)/mem"
+        let buffers = BufferPool(bytes: Int(Self.pieceBytes))
         results.withUnsafeMutableBufferPointer { out in
             let outBase = out.baseAddress!
             DispatchQueue.concurrentPerform(iterations: work.count) { i in
                 let c = work[i]
-                let dest = base + Int(c.fileOffset)
+                let buffer = buffers.take()
+                defer { buffers.give(buffer) }
                 do {
-                    if c.forced {
-                        try Self.forcedRead(path: memPath, ranges: c.ranges, into: dest)
-                    } else {
-                        try ProcessMemory.read(pid: pid, ranges: c.ranges, into: dest)
+                    var sum = Checksum.Accumulator()
+                    var offset = c.fileOffset
+                    for piece in Self.pieces(of: c.ranges, size: Self.pieceBytes) {
+                        if c.forced {
+                            try Self.forcedRead(path: memPath, ranges: piece.ranges, into: buffer)
+                        } else {
+                            try ProcessMemory.read(pid: pid, ranges: piece.ranges, into: buffer)
+                        }
+                        let bytes = UnsafeRawBufferPointer(start: buffer, count: Int(piece.length))
+                        sum.add(bytes)
+                        try file.write(bytes, at: offset)
+                        offset += piece.length
                     }
-                    outBase[i] = .success(Checksum.of(UnsafeRawBufferPointer(start: dest, count: Int(c.length))))
+                    outBase[i] = .success(sum.value)
                 } catch {
                     outBase[i] = .failure(error)
                 }
             }
         }
         return try zip(work, results).map { c, r in ImageManifest.Chunk(offset: c.fileOffset, length: c.length, checksum: try r.get()) }
+    }
+
+    /// `ranges` cut into consecutive pieces of at most `size` bytes (a range may span pieces).
+    static func pieces(of ranges: [RemoteRange], size: UInt64) -> [(ranges: [RemoteRange], length: UInt64)] {
+        var out: [(ranges: [RemoteRange], length: UInt64)] = []
+        var current: [RemoteRange] = []
+        var length: UInt64 = 0
+        for r in ranges {
+            var address = r.address
+            var remaining = r.length
+            while remaining > 0 {
+                let take = min(remaining, size - length)
+                current.append(RemoteRange(address: address, length: take))
+                length += take
+                address = address + take
+                remaining -= take
+                if length == size {
+                    out.append((current, length))
+                    current = []
+                    length = 0
+                }
+            }
+        }
+        if length > 0 { out.append((current, length)) }
+        return out
     }
 
     /// Reads pages of a VMA without PROT_READ (an `mprotect(PROT_NONE)`d region that holds data):
@@ -144,4 +183,23 @@ enum SharedMemoryKind {
     static func isAnonymous(_ r: MemoryRegion) -> Bool {
         r.path.hasPrefix("/dev/zero") || r.path.hasPrefix("/SYSV") || r.path.isEmpty
     }
+}
+
+/// Page-aligned buffers that the dump workers reuse: a fresh buffer per chunk would pay a page
+/// fault per 4 KiB on first touch (kernel-facts §9: process_vm_readv into fresh memory runs at
+/// a quarter of the speed into warm memory).
+final class BufferPool: @unchecked Sendable {
+    private let bytes: Int
+    private var free: [UnsafeMutableRawPointer] = []
+    private let queue = DispatchQueue(label: "vos.memory-dump.buffers")
+
+    init(bytes: Int) { self.bytes = bytes }
+
+    deinit { for b in free { b.deallocate() } }
+
+    func take() -> UnsafeMutableRawPointer {
+        queue.sync { free.popLast() } ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Int(pageSize))
+    }
+
+    func give(_ buffer: UnsafeMutableRawPointer) { queue.sync { free.append(buffer) } }
 }
