@@ -237,6 +237,20 @@ static void on_ptimer(int sig, siginfo_t *si, void *uc) {
     ptimer_count++;
     if (si->si_code != SI_TIMER || si->si_value.sival_int != TIMER_VALUE || si->si_timerid != (int)(intptr_t)ptimer) ptimer_bad++;
 }
+/* A stream of queued real-time signals from the test, values 0, 1, 2...: each must arrive
+ * exactly once, in order (a queued signal is never merged with another). */
+#define SIG_STREAM (SIGRTMIN + 6)
+#define STREAM_MAX 65536
+static volatile uint16_t stream_seen[STREAM_MAX];
+static volatile int stream_count, stream_bad, stream_next;
+static void on_stream(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)uc;
+    int v = si->si_value.sival_int;
+    stream_count++;
+    if (si->si_code != SI_QUEUE || v < 0 || v >= STREAM_MAX) { stream_bad++; return; }
+    if (stream_seen[v]++ != 0 || v != stream_next) stream_bad++;  /* a repeat, or one skipped */
+    stream_next = v + 1;
+}
 static void on_hup(int sig, siginfo_t *si, void *uc) {
     (void)sig; (void)uc;
     if (si->si_code == SI_QUEUE) command = si->si_value.sival_int;
@@ -286,6 +300,7 @@ static void setup_signals(int with_altstack) {
     handle_info(SIG_RT_QUEUED, on_rt, 0);
     handle_info(SIG_TIMER, on_ptimer, SA_RESTART);
     handle_info(SIGHUP, on_hup, SA_RESTART);
+    handle_info(SIG_STREAM, on_stream, SA_RESTART);
 
     /* Blocked, and one of each left pending: SIGWINCH for this thread (raise = tgkill),
      * SIGURG for the process (kill), SIGRTMIN+2 for the process with a value (sigqueue). */
@@ -637,7 +652,7 @@ int main(int argc, char **argv) {
                 "altstack=%p/%zu/%d usr1=%d usr1alt=%d usr2=%s alrm=%d itimer=%ld ptimer=%d ptimerbad=%d "
                 "ptimerid=%d ptimerint=%ld idleid=%d idleleft=%ld winch=%d urg=%d rt=%d blocked=%llx pending=%llx "
                 "map=%llx cow=%llx small=%llx big=%llx sbrk=%llx brk=%p ro=%llx stack=%llx nofile=%llu/%llu "
-                "core=%llu/%llu umask=%03o cwd=%s vdso_us=%lld name=%s\n",
+                "core=%llu/%llu umask=%03o cwd=%s vdso_us=%lld name=%s stream=%d streamnext=%d streambad=%d\n",
                 seq, (unsigned long long)vos_vec_iterations, (unsigned long long)vos_vec_bad, vec_mode,
                 (unsigned long long)tls_marker, (void *)&tls_marker, (unsigned long long)fs,
                 (unsigned long long)thread_pointer(), rseq, cpu, ss.ss_sp, ss.ss_size, ss.ss_flags, (int)usr1_count,
@@ -651,7 +666,7 @@ int main(int argc, char **argv) {
                 (unsigned long long)fnv(sbrk_area, SBRK_BYTES), sbrk(0), (unsigned long long)fnv(ro_page, 4096),
                 (unsigned long long)fnv((const unsigned char *)stack_area, STACK_BYTES), (unsigned long long)nf.rlim_cur,
                 (unsigned long long)nf.rlim_max, (unsigned long long)cr.rlim_cur, (unsigned long long)cr.rlim_max,
-                (unsigned)um, cwd, vdso_us, name);
+                (unsigned)um, cwd, vdso_us, name, (int)stream_count, (int)stream_next, (int)stream_bad);
         fflush(report);
         struct timespec ts = {0, 25 * 1000 * 1000};
         nanosleep(&ts, NULL);
