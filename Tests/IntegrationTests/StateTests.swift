@@ -185,6 +185,16 @@ struct StateTests {
         #expect(line["join"] == "0", "pthread_join of the exited thread gave \(line["join"] ?? "?"): clear_child_tid was not restored")
         #expect(line["threadrseq"] == "1", "the second thread's rseq area is not valid after the restore")
         #expect(line["threadstack"] == "1", "the second thread's stack changed")
+        #expect(line["threadalt"] == "1", "the second thread's own alternate signal stack was not restored")
+        let sig = sigRTMin + 5
+        #expect(run.outsideBefore.threads["state-robust"].map { $0.pending & bit(sig) != 0 } == true,
+                "the signal sent to the second thread alone was not pending there before the checkpoint")
+        #expect(run.outsideAfter.threads["state-robust"].map { $0.pending & bit(sig) != 0 } == true,
+                "the signal pending for the second thread alone is not pending there after the restore")
+        #expect(line["threadsig"] == "1" && line["threadsigself"] == "1",
+                "the signal pending for the second thread was handled \(line["threadsig"] ?? "?") time(s), in that thread: \(line["threadsigself"] ?? "?")")
+        #expect(line["threadsigalt"] == "1", "the second thread's SA_ONSTACK handler did not run on its alternate stack")
+        #expect(line["threadsigcode"] == "\(SI_TKILL)", "the thread's pending signal lost its siginfo (si_code \(line["threadsigcode"] ?? "?"))")
     }
 
     /// Layout and contents: the same VMAs with the same protections; the data file mapping, the
@@ -258,6 +268,9 @@ struct StateTests {
         #expect(mainLine.contains("sigaltstack"), "inspect does not show the main thread's alternate stack: \(mainLine)")
         #expect(mainLine.contains("pending [\(SIGWINCH)"), "inspect does not show SIGWINCH pending for the main thread: \(mainLine)")
         #expect(mainLine.contains("rseq"), "inspect does not show the rseq area: \(mainLine)")
+        let robustLine = text.split(separator: "\n").first { $0.contains("\"state-robust\"") }.map(String.init) ?? ""
+        #expect(robustLine.contains("sigaltstack") && robustLine.contains("pending [\(sigRTMin + 5)]"),
+                "inspect does not show the second thread's alternate stack and pending signal: \(robustLine)")
         for path in ["[heap]", "[stack]", "[vdso]", run.f.path("data.bin"), run.f.path("cow.bin")] {
             #expect(text.contains(path), "inspect's memory listing lacks \(path)")
         }

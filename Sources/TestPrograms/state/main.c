@@ -9,8 +9,9 @@
  *
  * Commands arrive as SIGHUP sent with sigqueue(); the value says what to do, the answer is one
  * line: 1 "verify ..." (checks that need /proc/self files), 2 "unblocked ..." (unblocks the
- * signals left pending at start-up), 3 "robust ..." (the robust-mutex thread exits holding the
- * mutex; the main thread must get EOWNERDEAD and be able to join it).
+ * signals left pending at start-up), 3 "robust ..." (the robust-mutex thread checks its own
+ * state, takes the signal left pending for it alone, and exits holding the mutex; the main
+ * thread must get EOWNERDEAD and be able to join it).
  *
  * With --no-altstack among ARGS the main thread has no alternate signal stack (its SA_ONSTACK
  * handler then runs on the normal stack).
@@ -400,11 +401,31 @@ static uint64_t small_sum(void) {
 
 static pthread_mutex_t robust_mutex;
 static uint32_t robust_release; /* futex word: 1 = exit now */
-static volatile int robust_holding, robust_rseq = -2, robust_stack_ok = -1;
+static volatile int robust_holding, robust_rseq = -2, robust_stack_ok = -1, robust_alt_ok = -1;
+static volatile pid_t robust_tid;
+static char *robust_altstack;
+static const size_t robust_altstack_size = 32 * 1024;
+
+/* A signal the main thread sends to the robust thread alone (pthread_kill), which blocks it
+ * until it is told to exit: pending for that thread across the checkpoint. Its handler runs
+ * on that thread's own alternate stack. */
+#define SIG_THREAD (SIGRTMIN + 5)
+static volatile int thread_sig_count, thread_sig_in_thread, thread_sig_on_alt, thread_sig_code;
+static void on_thread_sig(int sig, siginfo_t *si, void *uc) {
+    (void)sig; (void)uc;
+    char here;
+    thread_sig_count++;
+    thread_sig_in_thread = (pid_t)syscall(SYS_gettid) == robust_tid;
+    thread_sig_on_alt = &here >= robust_altstack && &here < robust_altstack + robust_altstack_size;
+    thread_sig_code = si->si_code;
+}
 
 static void *robust_thread(void *arg) {
     (void)arg;
     block_all_signals();
+    robust_tid = (pid_t)syscall(SYS_gettid);
+    stack_t ss = {.ss_sp = robust_altstack, .ss_size = robust_altstack_size, .ss_flags = 0};
+    if (sigaltstack(&ss, NULL) != 0) return NULL;
     unsigned char frame[8192];
     fill(frame, sizeof frame, 29);
     uint64_t sum = fnv(frame, sizeof frame);
@@ -416,6 +437,13 @@ static void *robust_thread(void *arg) {
     int cpu;
     robust_rseq = rseq_valid(&cpu);
     robust_stack_ok = fnv(frame, sizeof frame) == sum;
+    stack_t now;
+    robust_alt_ok = sigaltstack(NULL, &now) == 0 && now.ss_sp == robust_altstack && now.ss_size == robust_altstack_size &&
+                    now.ss_flags == 0;
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIG_THREAD);
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL); /* the pending one is delivered here */
     return NULL; /* exits holding the robust mutex: the kernel marks it owner-died */
 }
 
@@ -558,8 +586,11 @@ static void release_robust(pthread_t robust) {
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += 3;
     int join = pthread_timedjoin_np(robust, NULL, &deadline);
-    fprintf(report, "robust lock=%s join=%s threadrseq=%d threadstack=%d\n", lock == 0 ? "0" : strerrorname_np(lock),
-            join == 0 ? "0" : strerrorname_np(join), robust_rseq, robust_stack_ok);
+    fprintf(report,
+            "robust lock=%s join=%s threadrseq=%d threadstack=%d threadalt=%d threadsig=%d threadsigself=%d "
+            "threadsigalt=%d threadsigcode=%d\n",
+            lock == 0 ? "0" : strerrorname_np(lock), join == 0 ? "0" : strerrorname_np(join), robust_rseq, robust_stack_ok,
+            robust_alt_ok, thread_sig_count, thread_sig_in_thread, thread_sig_on_alt, thread_sig_code);
     fflush(report);
 }
 
@@ -594,12 +625,16 @@ int main(int argc, char **argv) {
     pthread_mutexattr_init(&ma);
     pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&robust_mutex, &ma);
+    robust_altstack = mmap(NULL, robust_altstack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (robust_altstack == MAP_FAILED) fail("mmap(thread altstack)");
+    handle_info(SIG_THREAD, on_thread_sig, SA_ONSTACK);
     pthread_t vec, robust;
     if (pthread_create(&vec, NULL, vector_thread, NULL) != 0) fail("pthread_create");
     if (pthread_create(&robust, NULL, robust_thread, NULL) != 0) fail("pthread_create");
     pthread_setname_np(vec, "state-vec");
     pthread_setname_np(robust, "state-robust");
     while (!robust_holding || vos_vec_iterations < 3) usleep(1000);
+    if (pthread_kill(robust, SIG_THREAD) != 0) fail("pthread_kill");
 
     fprintf(report, "ready pid=%d mode=%s\n", getpid(), vec_mode);
     fflush(report);
