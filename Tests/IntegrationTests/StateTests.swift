@@ -81,6 +81,24 @@ struct StateTests {
         #expect(run.last["vecbad"] == "0", "the checkpoint disturbed the registers of the running process")
     }
 
+    /// An ignored SIGTRAP stays ignored. Known to fail: every injected call ends in a
+    /// single-step trap, a forced SIGTRAP, and the kernel resets an ignored forced signal to
+    /// SIG_DFL (`force_sig_info_to_task`); the checkpoint then reads SIG_DFL, and the restore's
+    /// own later injections undo a SIG_IGN it sets. Unblocking SIGTRAP during injection fixed
+    /// the case of a handler, not this one: that needs injection without a trap (stopping at
+    /// syscall exit with PTRACE_SYSCALL instead of single-stepping).
+    @Test func ignoredSIGTRAPStaysIgnored() throws {
+        let run = try StateRun(arguments: ["--ignore-sigtrap"])
+        defer { run.f.cleanup() }
+        let before = try ProcView(pid: run.pid)
+        try #require(before.ignored & bit(SIGTRAP) != 0, "the program did not ignore SIGTRAP")
+        try run.checkpointAndRestore()
+        withKnownIssue("injected calls end in a forced SIGTRAP, which resets an ignored SIGTRAP to SIG_DFL") {
+            #expect(run.outsideAfter.ignored & bit(SIGTRAP) != 0, "SIGTRAP is no longer ignored after the restore")
+        }
+        #expect(run.outsideAfter.ignored & ~bit(SIGTRAP) == before.ignored & ~bit(SIGTRAP), "other ignored signals changed")
+    }
+
     /// A main thread without an alternate stack has none after the restore either (the restore
     /// stub inherits vos's own, which would crash an SA_ONSTACK handler).
     @Test func noAlternateStackStaysOff() throws {
@@ -390,6 +408,8 @@ struct ProcView {
     var cwd = "", umask = ""
     var signals: [String] = []
     var sharedPending: UInt64 = 0
+    /// SigIgn.
+    var ignored: UInt64 = 0
     var timers = ""
     /// By thread name.
     var threads: [String: Thread] = [:]
@@ -410,6 +430,7 @@ struct ProcView {
         umask = field(status, "Umask")
         signals = ["SigIgn", "SigCgt"].map { "\($0) \(field(status, $0))" }
         sharedPending = UInt64(field(status, "ShdPnd"), radix: 16) ?? 0
+        ignored = UInt64(field(status, "SigIgn"), radix: 16) ?? 0
         timers = try text("timers").replacingOccurrences(of: "pid.\(pid)\n", with: "pid.PID\n")
         for tid in try FileManager.default.contentsOfDirectory(atPath: base + "/task") {
             let s = try text("task/\(tid)/status")

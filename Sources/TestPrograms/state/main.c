@@ -14,7 +14,7 @@
  * thread must get EOWNERDEAD and be able to join it).
  *
  * With --no-altstack among ARGS the main thread has no alternate signal stack (its SA_ONSTACK
- * handler then runs on the normal stack).
+ * handler then runs on the normal stack); with --ignore-sigtrap SIGTRAP is ignored.
  *
  * Nothing here knows about vOS. */
 #define _GNU_SOURCE
@@ -616,8 +616,10 @@ int main(int argc, char **argv) {
     init_register_patterns();
     setup_memory();
     int with_altstack = 1;
-    for (int i = 3; i < argc; i++)
+    for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--no-altstack") == 0) with_altstack = 0;
+        if (strcmp(argv[i], "--ignore-sigtrap") == 0) handle(SIGTRAP, SIG_IGN, 0);
+    }
     setup_signals(with_altstack);
     setup_timers();
 
