@@ -54,6 +54,7 @@ let package = Package(
         .executableTarget(name: "vos-test-fds", path: "Sources/TestPrograms/fds"),
         .executableTarget(name: "vos-test-unsupported", path: "Sources/TestPrograms/unsupported"),
         .executableTarget(name: "vos-test-swiftcounter", path: "Sources/TestPrograms/swiftcounter"),
+        .executableTarget(name: "vos-test-tree", path: "Sources/TestPrograms/tree"),
         .testTarget(name: "VOSImageTests", dependencies: ["VOSImage"]),
         .testTarget(name: "VOSLinuxTests", dependencies: ["VOSLinux"]),
         .testTarget(
@@ -61,7 +62,7 @@ let package = Package(
             dependencies: [
                 "VOSLinux",
                 "vos", "vos-test-counter", "vos-test-memhog", "vos-test-threads", "vos-test-state",
-                "vos-test-fds", "vos-test-unsupported", "vos-test-swiftcounter",
+                "vos-test-fds", "vos-test-unsupported", "vos-test-swiftcounter", "vos-test-tree",
             ]
         ),
     ],

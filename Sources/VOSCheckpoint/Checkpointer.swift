@@ -58,10 +58,12 @@ public enum Checkpointer {
                 try writer.finish(process: record, machine: MachineInfo.current())
             }
             if leaveRunning { frozen.thaw() } else { frozen.kill() }
+            let thawed = Kernel.monotonicNanos()
+            frozen.waitUntilReaped()
             let end = Kernel.monotonicNanos()
             return CheckpointSummary(
                 pid: pid, image: imageDirectory, threads: record.threads.count, files: record.files.count,
-                pagesStored: pages / pageSize, bytesStored: pages, frozenMilliseconds: Double(end - frozenAt) / 1e6,
+                pagesStored: pages / pageSize, bytesStored: pages, frozenMilliseconds: Double(thawed - frozenAt) / 1e6,
                 totalMilliseconds: Double(end - start) / 1e6, leftRunning: leaveRunning)
         } catch {
             frozen.thaw()
@@ -73,8 +75,8 @@ public enum Checkpointer {
 
     /// Everything but the write of the manifest, with the process frozen.
     static func collect(pid: PID, frozen: FrozenProcess, stat: ProcStat, writer: ImageWriter,
-                        pagesName: String = ImageLayout.pages) throws -> (ProcessRecord, UInt64) {
-        let files = try FileTable.list(pid: pid)
+                        pagesName: String = ImageLayout.pages, files listed: [OpenFile]? = nil) throws -> (ProcessRecord, UInt64) {
+        let files = try listed ?? FileTable.list(pid: pid)
         try FileTable.checkSupported(files, pid: pid)
         let regions = try MemoryMap.read(pid: pid)
         let status = try ProcStatus.read("/proc/\(pid)/status")

@@ -79,16 +79,22 @@ public final class FrozenProcess {
     }
 
     /// Kills the process and reaps every thread (a traced thread stays a zombie until its tracer
-    /// reaps it, and its TID stays taken meanwhile: probe 12). Then waits, up to two seconds, for
-    /// the parent to reap the process so that its PID is free for a restore right after; not when
-    /// the parent is vos's own parent, which cannot reap before vos returns.
+    /// reaps it, and its TID stays taken meanwhile: probe 12).
     public func kill() {
         guard !detached else { return }
         detached = true
-        let parent = (try? ProcStat.read("/proc/\(pid)/stat"))?.ppid
+        parentAtKill = (try? ProcStat.read("/proc/\(pid)/stat"))?.ppid
         try? Kernel.kill(pid, 9)
         for t in threads.reversed() { _ = try? Kernel.wait(t.tid) }
-        guard parent != getppid() else { return }
+    }
+
+    private var parentAtKill: PID?
+
+    /// Waits, up to two seconds, for the parent to reap the killed process so that its PID is
+    /// free for a restore right after; not when the parent is vos's own parent, which cannot
+    /// reap before vos returns.
+    public func waitUntilReaped() {
+        guard let parent = parentAtKill, parent != getppid() else { return }
         let deadline = Kernel.monotonicNanos() + 2_000_000_000
         while access("/proc/\(pid)", F_OK) == 0 && Kernel.monotonicNanos() < deadline { usleep(2000) }
     }

@@ -21,10 +21,19 @@ public enum Restorer {
     /// Restores under the saved PID and TIDs (an error names whoever holds one of them), or
     /// under new ones when `newPID` (glibc's cached TIDs are then fixed where they can be).
     public static func restore(imageDirectory: String, newPID: Bool = false) throws -> RestoreSummary {
+        try restore(image: try open(imageDirectory), newPID: newPID)
+    }
+
+    /// Opens an image with the error a user reads when it is damaged.
+    public static func open(_ imageDirectory: String) throws -> ImageReader {
+        try step("cannot restore from \(imageDirectory)") { try ImageReader(directory: imageDirectory) }
+    }
+
+    public static func restore(image: ImageReader, newPID: Bool = false) throws -> RestoreSummary {
         let start = Kernel.monotonicNanos()
-        let image = try step("cannot restore from \(imageDirectory)") { try ImageReader(directory: imageDirectory) }
+        let imageDirectory = image.directory
         guard image.tree == nil else {
-            throw CheckpointError("cannot restore from \(imageDirectory)", reason: "it holds a capsule; restore it with `vos restore` of a capsule image")
+            throw CheckpointError("cannot restore from \(imageDirectory)", reason: "it holds a process tree, not a single process")
         }
         let p = image.process
         // Before the stub exists: it inherits the context's pidfd of vos.

@@ -1,33 +1,47 @@
-// `vos checkpoint --pid PID --image DIR [--leave-running] [--json]`
+// `vos checkpoint --pid PID --image DIR` and `vos checkpoint NAME --image DIR` (a capsule).
 import ArgumentParser
 import Foundation
+import VOSCapsule
 import VOSCheckpoint
 import VOSLinux
 
 struct Checkpoint: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Freeze a running process, save it to an image directory, then stop it (or let it go on).")
+        abstract: "Freeze a running process or capsule, save it to an image directory, then stop it (or let it go on).")
 
-    @Option(help: "The process to checkpoint.")
-    var pid: Int32
+    @Argument(help: "A capsule to checkpoint whole (its init and every process in it).")
+    var capsule: String?
+
+    @Option(help: "A process to checkpoint.")
+    var pid: Int32?
 
     @Option(help: "The image directory to write (created if missing).")
     var image: String
 
-    @Flag(help: "Let the process continue after the checkpoint instead of killing it.")
+    @Flag(help: "Let it continue after the checkpoint instead of stopping it.")
     var leaveRunning = false
 
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        if (capsule == nil) == (pid == nil) { throw ValidationError("give either a capsule name or --pid PID") }
+    }
+
     func run() throws {
-        let s = try Checkpointer.checkpoint(pid: pid, imageDirectory: image, leaveRunning: leaveRunning)
+        let s: CheckpointSummary
+        if let capsule {
+            s = try CapsuleImages.checkpoint(name: capsule, imageDirectory: image, leaveRunning: leaveRunning)
+        } else {
+            s = try Checkpointer.checkpoint(pid: pid ?? 0, imageDirectory: image, leaveRunning: leaveRunning)
+        }
         if output.json {
             print(try jsonString(s))
         } else {
+            let what = capsule.map { "capsule \($0)" } ?? "pid \(s.pid)"
             let fate = s.leftRunning ? "left running" : "stopped"
-            print("checkpointed pid \(s.pid) into \(s.image): \(s.pagesStored) pages (\(formatBytes(s.bytesStored))) stored, "
+            print("checkpointed \(what) into \(s.image): \(s.pagesStored) pages (\(formatBytes(s.bytesStored))) stored, "
                 + "\(s.threads) thread(s), \(s.files) fd(s), frozen \(formatMillis(s.frozenMilliseconds)), "
-                + "total \(formatMillis(s.totalMilliseconds)); process \(fate)")
+                + "total \(formatMillis(s.totalMilliseconds)); \(capsule == nil ? "process" : "capsule") \(fate)")
         }
     }
 }

@@ -1,11 +1,13 @@
-// `vos restore DIR [--pidfile FILE] [--json]`
+// `vos restore DIR [--pidfile FILE] [--new-pid] [--name NEWNAME] [--json]`
 import ArgumentParser
 import Foundation
+import VOSCapsule
 import VOSCheckpoint
+import VOSImage
 
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Bring a checkpointed process back from its image; it runs detached from vos.")
+        abstract: "Bring a checkpointed process or capsule back from its image; it runs detached from vos.")
 
     @Argument(help: "The image directory.")
     var image: String
@@ -16,10 +18,15 @@ struct Restore: ParsableCommand {
     @Flag(help: "Restore with a new PID and new thread IDs instead of the saved ones (needed beside a still-running original outside a capsule).")
     var newPID = false
 
+    @Option(help: "For a capsule image: the name of the restored capsule (default: the saved one).")
+    var name: String?
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let s = try Restorer.restore(imageDirectory: image, newPID: newPID)
+        let reader = try Restorer.open(image)
+        if reader.tree?.capsule != nil { return try restoreCapsule(reader) }
+        let s = try Restorer.restore(image: reader, newPID: newPID)
         if newPID && s.threads > 1 {
             FileHandle.standardError.write(Data(("warning: pid \(s.pid) has \(s.threads) threads restored under new thread IDs; "
                 + "thread IDs the program cached (pthread_kill, robust and PI mutex owners) may be stale\n").utf8))
@@ -34,6 +41,17 @@ struct Restore: ParsableCommand {
         } else {
             let which = s.keptPID ? "its original PID and thread IDs" : "a new PID; it was pid \(s.originalPID) when checkpointed"
             print("restored pid \(s.pid) (\(which)), \(s.threads) thread(s), in \(formatMillis(s.milliseconds))")
+        }
+    }
+
+    func restoreCapsule(_ reader: ImageReader) throws {
+        let (record, s) = try CapsuleImages.restore(image: reader, newName: name)
+        if let pidfile { try "\(s.rootHostPID)\n".write(toFile: pidfile, atomically: true, encoding: .utf8) }
+        if output.json {
+            print(try jsonString(s))
+        } else {
+            print("restored capsule \(record.name): \(s.processes) process(es) under their saved PIDs, \(s.threads) thread(s), "
+                + "init is pid \(s.rootHostPID) on the host, in \(formatMillis(s.milliseconds))")
         }
     }
 }

@@ -10,7 +10,7 @@ public struct ProcStat: Sendable {
             throw ParseError(what: "/proc/PID/stat", detail: "no (comm) in \"\(text.prefix(80))\"")
         }
         comm = String(text[text.index(after: open)..<close])
-        fields = text[text.index(after: close)...].split(separator: " ").map(String.init)
+        fields = text[text.index(after: close)...].split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
         guard fields.count >= 50 else {
             throw ParseError(what: "/proc/PID/stat", detail: "only \(fields.count + 2) fields")
         }

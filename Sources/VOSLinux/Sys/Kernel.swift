@@ -43,6 +43,13 @@ public enum Kernel {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
+    /// `CLOCK_BOOTTIME` in nanoseconds.
+    public static func boottimeNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
     /// Pins the calling thread to one CPU (probe 1: injection round trips cost ~15 µs on the
     /// tracee's CPU and ~100 µs across idle vCPUs). Returns the previous affinity.
     public static func pinCallingThread(to cpu: Int32) -> [UInt8]? {

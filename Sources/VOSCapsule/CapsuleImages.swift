@@ -1,0 +1,38 @@
+// Checkpoint and restore of whole capsules: the init and every process in its namespaces.
+import Foundation
+import VOSCheckpoint
+import VOSImage
+import VOSLinux
+
+public enum CapsuleImages {
+    public static func checkpoint(name: String, imageDirectory: String, leaveRunning: Bool,
+                                  registry: CapsuleRegistry = .init()) throws -> CheckpointSummary {
+        let record = try registry.load(name)
+        guard record.isRunning else { throw CapsuleError("cannot checkpoint capsule \"\(name)\": it is not running") }
+        return try TreeCheckpointer.checkpoint(
+            root: record.initPID, imageDirectory: imageDirectory, leaveRunning: leaveRunning,
+            capsule: (record.name, record.hostname, record.command))
+    }
+
+    /// Recreates the capsule under `newName` (default: its saved name) with the same PIDs inside.
+    public static func restore(image: ImageReader, newName: String?, registry: CapsuleRegistry = .init()) throws -> (CapsuleRecord, TreeRestoreSummary) {
+        guard let info = image.tree?.capsule else { throw CapsuleError("the image at \(image.directory) is not a capsule") }
+        let name = newName ?? info.name
+        // A stopped capsule of that name (the one this image was taken from) is taken over: its
+        // directory holds the log the restored processes write to.
+        let reuse = (try? registry.load(name)).map { !$0.isRunning } ?? false
+        if !reuse { try registry.reserve(name) }
+        do {
+            let summary = try TreeRestorer.restore(image: image, namespaces: CapsuleRunner.namespaces, hostname: info.hostname)
+            let record = CapsuleRecord(
+                name: name, hostname: info.hostname, command: info.command, initPID: summary.rootHostPID,
+                pidNamespace: Namespaces.identity(of: summary.rootHostPID, "pid") ?? "", created: Date().timeIntervalSince1970,
+                tty: false, ip: nil)
+            try registry.save(record)
+            return (record, summary)
+        } catch {
+            if !reuse { try? registry.remove(name) }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,124 @@
+// Checkpoint of a whole process tree (a capsule: its init and every descendant): freeze every
+// process, collect each, find open files shared between processes, write tree.json. Any
+// failure thaws every process and removes the partial image.
+import Glibc
+import VOSImage
+import VOSLinux
+
+public enum TreeCheckpointer {
+    /// `capsule` is written into the image with the clocks of the root's time namespace.
+    public static func checkpoint(root: PID, imageDirectory: String, leaveRunning: Bool,
+                                  capsule: (name: String, hostname: String, command: [String])?) throws -> CheckpointSummary {
+        let start = Kernel.monotonicNanos()
+        let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
+        let writer = try step(what) { try ImageWriter(directory: imageDirectory) }
+        var frozen: [FrozenProcess] = []
+        func undo() {
+            for f in frozen.reversed() { f.thaw() }
+            writer.discard()
+        }
+        do {
+            var members = try ProcessTree.discover(root: root)
+            let live = members.filter { !$0.isZombie }.map(\.hostPID)
+            for (pid, files) in try FileTable.list(pids: live) { try FileTable.checkSupported(files, pid: pid) }
+            let oldAffinity = Kernel.pinCallingThread(to: (try? ProcStat.read("/proc/\(root)/stat").lastCPU) ?? 0)
+            defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }
+            // Freeze, then look again: a process forked meanwhile is frozen in the next pass.
+            var frozenPIDs = Set<PID>()
+            while true {
+                let fresh = members.filter { !$0.isZombie && !frozenPIDs.contains($0.hostPID) }
+                if fresh.isEmpty { break }
+                for m in fresh {
+                    frozen.append(try step("\(what) while freezing pid \(m.hostPID)") { try FrozenProcess(pid: m.hostPID) })
+                    frozenPIDs.insert(m.hostPID)
+                }
+                members = try ProcessTree.discover(root: root)
+            }
+            let frozenAt = Kernel.monotonicNanos()
+
+            var records: [ProcessRecord] = []
+            var bytes: UInt64 = 0
+            let files = try FileTable.list(pids: members.filter { !$0.isZombie }.map(\.hostPID))
+            for m in members where !m.isZombie {
+                guard let f = frozen.first(where: { $0.pid == m.hostPID }) else { continue }
+                let stat = try ProcStat.read("/proc/\(m.hostPID)/stat")
+                var (record, stored) = try step("\(what): pid \(m.shape.pid)") {
+                    try Checkpointer.collect(pid: m.hostPID, frozen: f, stat: stat, writer: writer, pagesName: TreeRecord.pagesPart(m.shape.pid),
+                                             files: files[m.hostPID])
+                }
+                var ids = ProcessTree.innerThreadIDs(hostPID: m.hostPID)
+                ids[m.hostPID] = m.shape.pid
+                record.translateIDs(ids)
+                records.append(record)
+                bytes += stored
+            }
+            markSharedFiles(&records, hosts: members.filter { !$0.isZombie }.map(\.hostPID))
+            for r in records { try writer.writeProcess(r, name: TreeRecord.processPart(r.pid)) }
+            let info = try capsule.map { c in
+                let clocks = try capsuleClocks(root: root, frozenAtNanos: frozenAt)
+                return CapsuleInfo(name: c.name, hostname: c.hostname, command: c.command, monotonicNanos: clocks.monotonic, boottimeNanos: clocks.boottime)
+            }
+            try FaultInjection.check("checkpoint-before-manifest")
+            try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info), root: records[0], machine: MachineInfo.current())
+            if leaveRunning {
+                for f in frozen.reversed() { f.thaw() }
+            } else {
+                // Descendants first (we reap them, as their tracer), then the root, whose parent
+                // is outside the tree: its kill waits for that parent to free the root's PID.
+                for f in frozen.dropFirst() { try? Kernel.kill(f.pid, SIGKILL) }
+                for f in frozen.dropFirst() { f.kill() }
+                frozen.first?.kill()
+            }
+            let thawed = Kernel.monotonicNanos()
+            if !leaveRunning { frozen.first?.waitUntilReaped() }
+            let end = Kernel.monotonicNanos()
+            return CheckpointSummary(
+                pid: root, image: imageDirectory, threads: records.reduce(0) { $0 + $1.threads.count },
+                files: records.reduce(0) { $0 + $1.files.count }, pagesStored: bytes / pageSize, bytesStored: bytes,
+                frozenMilliseconds: Double(thawed - frozenAt) / 1e6, totalMilliseconds: Double(end - start) / 1e6, leftRunning: leaveRunning)
+        } catch {
+            undo()
+            if error is CheckpointError { throw error }
+            throw CheckpointError(what, cause: error)
+        }
+    }
+
+    /// Marks each fd that shares its open file description with an fd of an earlier process
+    /// (inherited through fork: one offset, one pipe end). `kcmp(KCMP_FILE)` across processes,
+    /// only between fds whose /proc links are the same.
+    static func markSharedFiles(_ records: inout [ProcessRecord], hosts: [PID]) {
+        for b in records.indices {
+            for i in records[b].files.indices where records[b].files[i].sameDescriptionAs == nil {
+                let fb = records[b].files[i]
+                search: for a in 0..<b {
+                    for fa in records[a].files where fa.path == fb.path && fa.sameDescriptionAs == nil {
+                        if vos_kcmp_file(hosts[a], hosts[b], fa.fd, fb.fd) {
+                            records[b].files[i].sameDescriptionAs = fa.fd
+                            records[b].files[i].sameDescriptionProcess = records[a].pid
+                            break search
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The root's CLOCK_MONOTONIC and CLOCK_BOOTTIME at the freeze: host clocks plus the offsets
+    /// of its time namespace (/proc/PID/timens_offsets).
+    static func capsuleClocks(root: PID, frozenAtNanos: UInt64) throws -> (monotonic: Int64, boottime: Int64) {
+        var offsets: [String: Int64] = [:]
+        for line in try ProcFile.text("/proc/\(root)/timens_offsets").split(separator: "\n") {
+            let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            if f.count == 3, let s = Int64(f[1]), let ns = Int64(f[2]) { offsets[String(f[0])] = s * 1_000_000_000 + ns }
+        }
+        let bootNow = Kernel.boottimeNanos()
+        let elapsed = Int64(Kernel.monotonicNanos() - frozenAtNanos)
+        return (Int64(frozenAtNanos) + (offsets["monotonic"] ?? 0), Int64(bootNow) - elapsed + (offsets["boottime"] ?? 0))
+    }
+}
+
+func vos_kcmp_file(_ a: PID, _ b: PID, _ fa: Int32, _ fb: Int32) -> Bool {
+    vos_syscall6(312, Int(a), Int(b), 0, Int(fa), Int(fb), 0) == 0
+}
+
+import CVOSShim
