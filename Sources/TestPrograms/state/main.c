@@ -18,6 +18,7 @@
  *
  * Nothing here knows about vOS. */
 #define _GNU_SOURCE
+#include <alloca.h>
 #include <asm/prctl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -490,7 +491,16 @@ static void range_of(const char *maps, const char *name, char *out, size_t size)
     }
 }
 
+/* Touches `bytes` of stack below the caller: grows the [stack] mapping when it is deeper than
+ * anything used so far (a restored stack that lost MAP_GROWSDOWN takes SIGSEGV here). */
+__attribute__((noinline)) static int use_stack(size_t bytes) {
+    volatile unsigned char *p = alloca(bytes);
+    for (size_t i = 0; i < bytes; i += 4096) p[i] = (unsigned char)(i >> 12);
+    return p[bytes - 4096] == (unsigned char)((bytes - 4096) >> 12);
+}
+
 static void verify(int argc, char **argv) {
+    static int verify_count;
     static char buf[1 << 16], maps[1 << 17];
     char want[8192];
     size_t w = 0;
@@ -554,11 +564,15 @@ static void verify(int argc, char **argv) {
     syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &s);
     long long diff_us = ((long long)(s.tv_sec - v.tv_sec) * 1000000000LL + (s.tv_nsec - v.tv_nsec)) / 1000;
 
+    /* After the maps were read: each verify goes 1 MiB deeper than the one before. */
+    verify_count++;
+    int stack_ok = use_stack((size_t)verify_count << 20);
+
     fprintf(report,
             "verify cmdline=%s environ=%s heap=%s stack=%s vdso=%s vvar=%s data=%s roprot=%s noneprot=%s "
-            "none=%s umask=%03o grow=%s vdsodiff_us=%lld\n",
+            "none=%s umask=%03o grow=%s stackgrow=%s vdsodiff_us=%lld\n",
             cmdline_ok ? "ok" : "bad", environ_ok ? "ok" : "bad", heap, stack, vdso, vvar, data, ro_prot, none_prot,
-            none_ok ? "ok" : "bad", umask_status, grow_ok ? "ok" : "bad", diff_us);
+            none_ok ? "ok" : "bad", umask_status, grow_ok ? "ok" : "bad", stack_ok ? "ok" : "bad", diff_us);
     fflush(report);
 }
 
