@@ -53,13 +53,11 @@ public final class FrozenProcess {
         for t in threads { try t.setSignalMask(Self.injectionSignalMask) }
     }
 
-    /// The mask a thread holds while calls are injected into it: every signal blocked but
-    /// SIGTRAP. Each injected call ends in a single-step trap, which the kernel raises as a
-    /// forced SIGTRAP; a forced signal that is blocked (or ignored) gets its disposition reset
-    /// to SIG_DFL (`force_sig_info_to_task`, kernel/signal.c), so with SIGTRAP blocked every
-    /// checkpoint and restore silently dropped the process's SIGTRAP handler (the Swift
-    /// runtime installs one). Unblocked, the trap only stops the thread for us and is discarded.
-    static let injectionSignalMask: UInt64 = ~(UInt64(1) << UInt64(SIGTRAP - 1))
+    /// The mask a thread holds while calls are injected into it: every signal blocked. Injected
+    /// calls run between syscall stops and raise no signal; a single-step design would need
+    /// SIGTRAP unblocked, since a forced SIGTRAP that is blocked or ignored resets its
+    /// disposition to SIG_DFL (`force_sig_info_to_task`, kernel/signal.c).
+    static let injectionSignalMask: UInt64 = ~0
 
     func restoreSignalMasks() throws {
         for t in threads { if let m = originalMasks[t.tid] { try t.setSignalMask(m) } }

@@ -119,7 +119,7 @@ public enum TreeRestorer {
             regs.rdi = UInt64((status >> 8) & 0xff)
             regs.origRax = UInt64.max
             try t.setRegisters(regs)
-            try t.singleStep()
+            try t.cont()
         } else {
             Glibc.kill(t.tid, SIGKILL)
         }

@@ -1,10 +1,12 @@
 // Makes a ptrace-stopped thread execute syscalls on vOS's behalf.
 //
 // Each injected call sets rip to a `syscall` instruction that already exists in the tracee
-// (its vdso has several) and single-steps it: no code is patched, and the thread holds foreign
-// registers only for the one step. orig_rax = -1 keeps the kernel's syscall-restart logic away
-// from the injected rip when the thread was stopped inside an interrupted syscall; the saved
-// registers (with their original orig_rax) go back right after each call.
+// (its vdso has several) and runs the thread from syscall-entry stop to syscall-exit stop
+// (`PTRACE_SYSCALL`): no code is patched, no signal is raised (a single-step trap would be a
+// forced SIGTRAP, which resets an ignored or blocked SIGTRAP to SIG_DFL), and the thread holds
+// foreign registers only for that one call. orig_rax = -1 keeps the kernel's syscall-restart
+// logic away from the injected rip when the thread was stopped inside an interrupted syscall;
+// the saved registers (with their original orig_rax) go back right after each call.
 import CVOSShim
 import Glibc
 import VOSLinux
@@ -48,22 +50,26 @@ public final class RemoteTask {
         try tracee.setRegisters(regs)
         defer { try? tracee.setRegisters(savedRegisters) }
         injectedCount += 1
-        try tracee.singleStep()
+        try tracee.runToSyscallStop()
+        var entered = false
         while true {
             guard let stop = try tracee.wait() else { continue }
             switch stop {
-            case .signal(SIGTRAP):
+            case .syscall where !entered:
+                entered = true
+                try tracee.runToSyscallStop()
+            case .syscall:
                 let after = try tracee.registers()
                 guard after.rip == syscallSite.raw + 2 else {
                     throw InjectionError(call: name, tid: tid, reason: "stopped at \(RemoteAddress(after.rip)), expected \(syscallSite + 2)")
                 }
                 return after.result
             case .clone:
-                // An injected clone with PTRACE_O_TRACECLONE stops here first, still in the syscall.
+                // An injected clone with PTRACE_O_TRACECLONE/TRACEFORK stops here, inside the call.
                 lastClonedTID = PID(truncatingIfNeeded: try tracee.eventMessage())
-                try tracee.singleStep()
+                try tracee.runToSyscallStop()
             case .eventStop:
-                try tracee.singleStep()
+                try tracee.runToSyscallStop()
             case .signal(let s):
                 throw InjectionError(call: name, tid: tid, reason: "the thread stopped with signal \(s) instead of finishing the call")
             case .exited(let code):

@@ -46,6 +46,7 @@ pid_t vos_waitpid_all(pid_t pid, int *status, int nohang);
 #define VOS_PTRACE_CONT 7
 #define VOS_PTRACE_KILL 8
 #define VOS_PTRACE_SINGLESTEP 9
+#define VOS_PTRACE_SYSCALL 24
 #define VOS_PTRACE_GETREGS 12
 #define VOS_PTRACE_SETREGS 13
 #define VOS_PTRACE_DETACH 17
@@ -61,6 +62,7 @@ pid_t vos_waitpid_all(pid_t pid, int *status, int nohang);
 #define VOS_PTRACE_GETSIGMASK 0x420a
 #define VOS_PTRACE_SETSIGMASK 0x420b
 #define VOS_PTRACE_GET_RSEQ_CONFIGURATION 0x420f
+#define VOS_PTRACE_O_TRACESYSGOOD 0x1
 #define VOS_PTRACE_O_TRACEFORK 0x2
 #define VOS_PTRACE_O_TRACECLONE 0x8
 #define VOS_PTRACE_O_EXITKILL 0x100000

@@ -9,7 +9,10 @@ public enum TraceeStop: Equatable, Sendable {
     case eventStop
     /// `PTRACE_EVENT_CLONE` or `PTRACE_EVENT_FORK`: a new task; `eventMessage()` gives its ID.
     case clone
-    /// A signal-delivery stop (SIGTRAP after a single step among them).
+    /// A syscall-entry or syscall-exit stop (`PTRACE_SYSCALL` with `PTRACE_O_TRACESYSGOOD`):
+    /// a ptrace stop, not a signal.
+    case syscall
+    /// A signal-delivery stop.
     case signal(Int32)
     case exited(Int32)
     case killed(Int32)
@@ -22,8 +25,11 @@ public final class Tracee {
     private init(tid: PID) { self.tid = tid }
 
     /// `PTRACE_SEIZE` without stopping the thread.
+    /// `PTRACE_SEIZE` without stopping the thread. `PTRACE_O_TRACESYSGOOD` is always on: injected
+    /// calls run between syscall stops, which are told from signals by it.
     public static func seize(_ tid: PID, options: Int = 0) throws(SyscallError) -> Tracee {
-        try checked("ptrace(PTRACE_SEIZE)", "tid \(tid)") { vos_ptrace(Int(VOS_PTRACE_SEIZE), tid, 0, UInt(options)) }
+        let all = UInt(options) | UInt(VOS_PTRACE_O_TRACESYSGOOD)
+        try checked("ptrace(PTRACE_SEIZE)", "tid \(tid)") { vos_ptrace(Int(VOS_PTRACE_SEIZE), tid, 0, all) }
         return Tracee(tid: tid)
     }
 
@@ -50,7 +56,7 @@ public final class Tracee {
         switch status >> 16 {
         case Int32(VOS_PTRACE_EVENT_STOP): return .eventStop
         case Int32(VOS_PTRACE_EVENT_CLONE), Int32(VOS_PTRACE_EVENT_FORK): return .clone
-        default: return .signal(sig)
+        default: return sig == SIGTRAP | 0x80 ? .syscall : .signal(sig)
         }
     }
 
@@ -67,7 +73,7 @@ public final class Tracee {
                 // the signal is recorded and the thread continued without it, then re-queued later.
                 suppressed.append(s)
                 try checked("ptrace(PTRACE_CONT)", "tid \(tid)") { vos_ptrace(Int(VOS_PTRACE_CONT), tid, 0, 0) }
-            case .clone:
+            case .clone, .syscall:
                 try checked("ptrace(PTRACE_CONT)", "tid \(tid)") { vos_ptrace(Int(VOS_PTRACE_CONT), tid, 0, 0) }
             case .exited, .killed:
                 throw SyscallError(call: "waitpid", errno: .noSuchProcess, subject: "tid \(tid) (it exited while being frozen)")
@@ -177,8 +183,9 @@ public final class Tracee {
         try checked("ptrace(PTRACE_CONT)", "tid \(tid)") { vos_ptrace(Int(VOS_PTRACE_CONT), tid, 0, UInt(signal)) }
     }
 
-    public func singleStep() throws(SyscallError) {
-        try checked("ptrace(PTRACE_SINGLESTEP)", "tid \(tid)") { vos_ptrace(Int(VOS_PTRACE_SINGLESTEP), tid, 0, 0) }
+    /// `PTRACE_SYSCALL`: run until the next syscall entry or exit.
+    public func runToSyscallStop() throws(SyscallError) {
+        try checked("ptrace(PTRACE_SYSCALL)", "tid \(tid)") { vos_ptrace(Int(VOS_PTRACE_SYSCALL), tid, 0, 0) }
     }
 
     /// `PTRACE_DETACH`: the thread resumes where its registers say.
