@@ -23,9 +23,13 @@ struct StateTests {
         let iterations = b.int("vec")
         #expect(iterations > 0)
         let later = try run.waitTick { $0.int("vec") >= iterations + 100 }
-        #expect(later != nil, "the register-checking thread does not run after the restore (vec=\(iterations) at the checkpoint)")
-        #expect(run.last["vecbad"] == "0",
-                "the vector thread found \(run.last["vecbad"] ?? "?") register mismatches after the restore: xstate or general registers were not restored")
+        #expect(
+            later != nil,
+            "the register-checking thread does not run after the restore (vec=\(iterations) at the checkpoint)")
+        #expect(
+            run.last["vecbad"] == "0",
+            "the vector thread found \(run.last["vecbad"] ?? "?") register mismatches after the restore: xstate or general registers were not restored"
+        )
         #expect(a["tls"] == "7e57a11ce5", "the __thread variable lost its value")
         #expect(a["tlsaddr"] == b["tlsaddr"], "the __thread variable moved")
         #expect(a["fs"] == b["fs"], "fs base (ARCH_GET_FS) differs: \(b["fs"] ?? "?") -> \(a["fs"] ?? "?")")
@@ -39,23 +43,32 @@ struct StateTests {
         defer { run.f.cleanup() }
         for n in 1...3 {
             kill(run.pid, SIGUSR1)
-            #expect(try run.waitTick { $0.int("usr1") == n } != nil, "SIGUSR1 #\(n) was not counted before the checkpoint")
+            #expect(
+                try run.waitTick { $0.int("usr1") == n } != nil, "SIGUSR1 #\(n) was not counted before the checkpoint")
         }
         try run.checkpointAndRestore()
         let (b, a) = (run.before, run.after)
-        #expect(a["usr1"] == "3" && a["usr1alt"] == "3", "SIGUSR1 counts after restore: \(a["usr1"] ?? "?") (alt stack \(a["usr1alt"] ?? "?")), want 3 (3)")
-        #expect(a["altstack"] == b["altstack"], "sigaltstack: \(b["altstack"] ?? "?") before, \(a["altstack"] ?? "?") after")
+        #expect(
+            a["usr1"] == "3" && a["usr1alt"] == "3",
+            "SIGUSR1 counts after restore: \(a["usr1"] ?? "?") (alt stack \(a["usr1alt"] ?? "?")), want 3 (3)")
+        #expect(
+            a["altstack"] == b["altstack"], "sigaltstack: \(b["altstack"] ?? "?") before, \(a["altstack"] ?? "?") after"
+        )
         #expect(a["blocked"] == b["blocked"], "the main thread's blocked mask differs")
-        #expect(run.outsideAfter.signals == run.outsideBefore.signals,
-                "/proc/PID/status signal state differs: \(signalDiff(run.outsideBefore.signals, run.outsideAfter.signals))")
+        #expect(
+            run.outsideAfter.signals == run.outsideBefore.signals,
+            "/proc/PID/status signal state differs: \(signalDiff(run.outsideBefore.signals, run.outsideAfter.signals))")
 
         kill(run.restored, SIGUSR1)
         let t = try run.waitTick { $0.int("usr1") == 4 }
         #expect(t != nil, "SIGUSR1 sent after the restore was not handled (usr1=\(run.last["usr1"] ?? "?"))")
-        #expect(run.last["usr1alt"] == "4", "the SA_ONSTACK handler did not run on the alternate stack after the restore")
+        #expect(
+            run.last["usr1alt"] == "4", "the SA_ONSTACK handler did not run on the alternate stack after the restore")
         kill(run.restored, SIGUSR2)
         let seq = run.last.int("seq")
-        #expect(try run.waitTick { $0.int("seq") > seq + 2 } != nil, "SIGUSR2 killed the restored process: it is no longer ignored")
+        #expect(
+            try run.waitTick { $0.int("seq") > seq + 2 } != nil,
+            "SIGUSR2 killed the restored process: it is no longer ignored")
         #expect(run.last["usr2"] == "ignored")
     }
 
@@ -68,35 +81,39 @@ struct StateTests {
         let before = try ProcView(pid: run.pid)
         try run.f.checkpoint(run.pid, run.image, leaveRunning: true)
         let after = try ProcView(pid: run.pid)
-        #expect(after.signals == before.signals, "the checkpoint changed the running process: \(signalDiff(before.signals, after.signals))")
+        #expect(
+            after.signals == before.signals,
+            "the checkpoint changed the running process: \(signalDiff(before.signals, after.signals))")
         // Timer signals that came during the freeze may still wait for the main thread to run:
         // compare the signals the program holds blocked.
         let held = bit(SIGWINCH) | bit(SIGURG) | bit(sigRTMin + 2)
-        #expect(after.sharedPending & held == before.sharedPending & held, "the checkpoint changed the process's pending signals")
-        #expect(after.threads.mapValues { $0.blocked } == before.threads.mapValues { $0.blocked }, "the checkpoint changed a thread's blocked mask")
-        #expect(after.threads.mapValues { $0.pending & held } == before.threads.mapValues { $0.pending & held },
-                "the checkpoint changed a thread's pending signals")
+        #expect(
+            after.sharedPending & held == before.sharedPending & held,
+            "the checkpoint changed the process's pending signals")
+        #expect(
+            after.threads.mapValues { $0.blocked } == before.threads.mapValues { $0.blocked },
+            "the checkpoint changed a thread's blocked mask")
+        #expect(
+            after.threads.mapValues { $0.pending & held } == before.threads.mapValues { $0.pending & held },
+            "the checkpoint changed a thread's pending signals")
         let vec = run.last.int("vec")
-        #expect(try run.waitTick { $0.int("vec") >= vec + 50 } != nil, "the process does not run on after the checkpoint")
+        #expect(
+            try run.waitTick { $0.int("vec") >= vec + 50 } != nil, "the process does not run on after the checkpoint")
         #expect(run.last["vecbad"] == "0", "the checkpoint disturbed the registers of the running process")
     }
 
-    /// An ignored SIGTRAP stays ignored. Known to fail: every injected call ends in a
-    /// single-step trap, a forced SIGTRAP, and the kernel resets an ignored forced signal to
-    /// SIG_DFL (`force_sig_info_to_task`); the checkpoint then reads SIG_DFL, and the restore's
-    /// own later injections undo a SIG_IGN it sets. Unblocking SIGTRAP during injection fixed
-    /// the case of a handler, not this one: that needs injection without a trap (stopping at
-    /// syscall exit with PTRACE_SYSCALL instead of single-stepping).
+    /// An ignored SIGTRAP stays ignored: injected calls run between syscall stops and raise no
+    /// SIGTRAP (a single-step trap is a forced SIGTRAP, and the kernel resets an ignored forced
+    /// signal to SIG_DFL).
     @Test func ignoredSIGTRAPStaysIgnored() throws {
         let run = try StateRun(arguments: ["--ignore-sigtrap"])
         defer { run.f.cleanup() }
         let before = try ProcView(pid: run.pid)
         try #require(before.ignored & bit(SIGTRAP) != 0, "the program did not ignore SIGTRAP")
         try run.checkpointAndRestore()
-        withKnownIssue("injected calls end in a forced SIGTRAP, which resets an ignored SIGTRAP to SIG_DFL") {
-            #expect(run.outsideAfter.ignored & bit(SIGTRAP) != 0, "SIGTRAP is no longer ignored after the restore")
-        }
-        #expect(run.outsideAfter.ignored & ~bit(SIGTRAP) == before.ignored & ~bit(SIGTRAP), "other ignored signals changed")
+        #expect(run.outsideAfter.ignored & bit(SIGTRAP) != 0, "SIGTRAP is no longer ignored after the restore")
+        #expect(
+            run.outsideAfter.ignored & ~bit(SIGTRAP) == before.ignored & ~bit(SIGTRAP), "other ignored signals changed")
     }
 
     /// A main thread without an alternate stack has none after the restore either (the restore
@@ -106,11 +123,13 @@ struct StateTests {
         defer { run.f.cleanup() }
         #expect(run.last["altstack"] == "(nil)/0/\(SS_DISABLE)", "the program did not disable its alternate stack")
         try run.checkpointAndRestore()
-        #expect(run.after["altstack"] == "(nil)/0/\(SS_DISABLE)",
-                "the restored main thread has an alternate stack it never set up: \(run.after["altstack"] ?? "?")")
+        #expect(
+            run.after["altstack"] == "(nil)/0/\(SS_DISABLE)",
+            "the restored main thread has an alternate stack it never set up: \(run.after["altstack"] ?? "?")")
         kill(run.restored, SIGUSR1)
-        #expect(try run.waitTick { $0.int("usr1") == 1 } != nil,
-                "the SA_ONSTACK SIGUSR1 handler did not run after the restore (alive: \(run.f.isAlive(run.restored)))")
+        #expect(
+            try run.waitTick { $0.int("usr1") == 1 } != nil,
+            "the SA_ONSTACK SIGUSR1 handler did not run after the restore (alive: \(run.f.isAlive(run.restored)))")
         #expect(run.last["usr1alt"] == "0")
     }
 
@@ -123,20 +142,28 @@ struct StateTests {
         try run.checkpointAndRestore()
         let (b, a) = (run.before, run.after)
         let held = bit(SIGWINCH) | bit(SIGURG) | bit(sigRTMin + 2)
-        #expect(b.hex("pending") & held == held, "the signals were not pending before the checkpoint: \(b["pending"] ?? "?")")
-        #expect(a.hex("pending") & held == held, "pending signals lost: \(b["pending"] ?? "?") before, \(a["pending"] ?? "?") after")
+        #expect(
+            b.hex("pending") & held == held,
+            "the signals were not pending before the checkpoint: \(b["pending"] ?? "?")")
+        #expect(
+            a.hex("pending") & held == held,
+            "pending signals lost: \(b["pending"] ?? "?") before, \(a["pending"] ?? "?") after")
         #expect(a["winch"] == "0" && a["urg"] == "0" && a["rt"] == "0", "a blocked signal was delivered")
         let main = run.outsideAfter.threads["state-main"]
-        #expect(((main?.pending ?? 0) & bit(SIGWINCH)) != 0, "SIGWINCH (raised by the thread) is not in the main thread's SigPnd")
-        #expect(run.outsideAfter.sharedPending & (bit(SIGURG) | bit(sigRTMin + 2)) == bit(SIGURG) | bit(sigRTMin + 2),
-                "SIGURG and SIGRTMIN+2 are not in ShdPnd: \(String(run.outsideAfter.sharedPending, radix: 16))")
+        #expect(
+            ((main?.pending ?? 0) & bit(SIGWINCH)) != 0,
+            "SIGWINCH (raised by the thread) is not in the main thread's SigPnd")
+        #expect(
+            run.outsideAfter.sharedPending & (bit(SIGURG) | bit(sigRTMin + 2)) == bit(SIGURG) | bit(sigRTMin + 2),
+            "SIGURG and SIGRTMIN+2 are not in ShdPnd: \(String(run.outsideAfter.sharedPending, radix: 16))")
 
         let line = try run.command(2, "unblocked")
         #expect(line["winch"] == "1", "SIGWINCH pending at the checkpoint was not delivered after unblocking")
         #expect(line["urg"] == "1", "SIGURG pending at the checkpoint was not delivered after unblocking")
         #expect(line["rt"] == "1", "SIGRTMIN+2 pending at the checkpoint was not delivered after unblocking")
-        #expect(line["rtvalue"] == "4242" && line["rtcode"] == "\(SI_QUEUE)",
-                "the queued signal lost its siginfo: value \(line["rtvalue"] ?? "?"), si_code \(line["rtcode"] ?? "?")")
+        #expect(
+            line["rtvalue"] == "4242" && line["rtcode"] == "\(SI_QUEUE)",
+            "the queued signal lost its siginfo: value \(line["rtvalue"] ?? "?"), si_code \(line["rtcode"] ?? "?")")
     }
 
     /// Queued real-time signals sent without pause while the checkpoint runs are each handled
@@ -147,7 +174,7 @@ struct StateTests {
         defer { run.f.cleanup() }
         let signal = sigRTMin + 6
         let target = run.pid
-        let stop = ManagedAtomicFlag()
+        let stop = StopFlag()
         let sender = Thread {
             var v: Int32 = 0
             while !stop.isSet && v < 60000 {
@@ -161,10 +188,17 @@ struct StateTests {
         let received = run.before.int("stream")
         #expect(try run.waitTick { $0.int("seq") > run.after.int("seq") + 3 } != nil)
         let t = run.last
-        #expect(t["streambad"] == "0",
-                "\(t["streambad"] ?? "?") signals of the stream came twice, out of order or skipped (\(t["stream"] ?? "?") handled, next expected \(t["streamnext"] ?? "?"))")
-        #expect(t.int("stream") == t.int("streamnext"), "handled \(t["stream"] ?? "?") signals, but the values reached \(t["streamnext"] ?? "?")")
-        #expect(t.int("stream") > received, "no signal pending at the freeze was delivered after the restore (\(received) before, \(t["stream"] ?? "?") after)")
+        #expect(
+            t["streambad"] == "0",
+            "\(t["streambad"] ?? "?") signals of the stream came twice, out of order or skipped (\(t["stream"] ?? "?") handled, next expected \(t["streamnext"] ?? "?"))"
+        )
+        #expect(
+            t.int("stream") == t.int("streamnext"),
+            "handled \(t["stream"] ?? "?") signals, but the values reached \(t["streamnext"] ?? "?")")
+        #expect(
+            t.int("stream") > received,
+            "no signal pending at the freeze was delivered after the restore (\(received) before, \(t["stream"] ?? "?") after)"
+        )
     }
 
     /// setitimer and two POSIX timers (ids 1 and 2, id 0 deleted) keep their ids, signals and
@@ -179,14 +213,19 @@ struct StateTests {
         #expect(a["ptimerint"] == "40000000", "POSIX timer interval after restore: \(a["ptimerint"] ?? "?") ns")
         let left = a.int("idleleft")
         #expect(left > 3500 && left <= 3600, "the one-shot POSIX timer (1 h) has \(left) s left after the restore")
-        #expect(try run.waitTick { $0.int("alrm") >= b.int("alrm") + 5 } != nil,
-                "SIGALRM from setitimer stopped after the restore (\(b["alrm"] ?? "?") -> \(run.last["alrm"] ?? "?"))")
-        #expect(try run.waitTick { $0.int("ptimer") >= b.int("ptimer") + 5 } != nil,
-                "the POSIX timer stopped firing after the restore (\(b["ptimer"] ?? "?") -> \(run.last["ptimer"] ?? "?"))")
-        #expect(run.last["ptimerbad"] == "0",
-                "\(run.last["ptimerbad"] ?? "?") timer signals came with the wrong si_timerid/si_value: the kernel's timer id changed")
-        #expect(run.outsideAfter.timers == run.outsideBefore.timers,
-                "/proc/PID/timers differs:\n\(run.outsideBefore.timers)\n--\n\(run.outsideAfter.timers)")
+        #expect(
+            try run.waitTick { $0.int("alrm") >= b.int("alrm") + 5 } != nil,
+            "SIGALRM from setitimer stopped after the restore (\(b["alrm"] ?? "?") -> \(run.last["alrm"] ?? "?"))")
+        #expect(
+            try run.waitTick { $0.int("ptimer") >= b.int("ptimer") + 5 } != nil,
+            "the POSIX timer stopped firing after the restore (\(b["ptimer"] ?? "?") -> \(run.last["ptimer"] ?? "?"))")
+        #expect(
+            run.last["ptimerbad"] == "0",
+            "\(run.last["ptimerbad"] ?? "?") timer signals came with the wrong si_timerid/si_value: the kernel's timer id changed"
+        )
+        #expect(
+            run.outsideAfter.timers == run.outsideBefore.timers,
+            "/proc/PID/timers differs:\n\(run.outsideBefore.timers)\n--\n\(run.outsideAfter.timers)")
     }
 
     /// rseq is registered again in every thread (the area shows a real CPU); a thread that
@@ -197,22 +236,36 @@ struct StateTests {
         defer { run.f.cleanup() }
         try run.checkpointAndRestore()
         #expect(run.before["rseq"] == "1", "the program's rseq check fails even before the checkpoint")
-        #expect(run.after["rseq"] == "1", "the main thread's rseq area does not show the current CPU after the restore (rseq=\(run.after["rseq"] ?? "?") cpu_id=\(run.after["cpu"] ?? "?"))")
+        #expect(
+            run.after["rseq"] == "1",
+            "the main thread's rseq area does not show the current CPU after the restore (rseq=\(run.after["rseq"] ?? "?") cpu_id=\(run.after["cpu"] ?? "?"))"
+        )
         let line = try run.command(3, "robust")
-        #expect(line["lock"] == "EOWNERDEAD", "locking the mutex held by the exited thread gave \(line["lock"] ?? "?"): the robust list was not restored")
-        #expect(line["join"] == "0", "pthread_join of the exited thread gave \(line["join"] ?? "?"): clear_child_tid was not restored")
+        #expect(
+            line["lock"] == "EOWNERDEAD",
+            "locking the mutex held by the exited thread gave \(line["lock"] ?? "?"): the robust list was not restored")
+        #expect(
+            line["join"] == "0",
+            "pthread_join of the exited thread gave \(line["join"] ?? "?"): clear_child_tid was not restored")
         #expect(line["threadrseq"] == "1", "the second thread's rseq area is not valid after the restore")
         #expect(line["threadstack"] == "1", "the second thread's stack changed")
         #expect(line["threadalt"] == "1", "the second thread's own alternate signal stack was not restored")
         let sig = sigRTMin + 5
-        #expect(run.outsideBefore.threads["state-robust"].map { $0.pending & bit(sig) != 0 } == true,
-                "the signal sent to the second thread alone was not pending there before the checkpoint")
-        #expect(run.outsideAfter.threads["state-robust"].map { $0.pending & bit(sig) != 0 } == true,
-                "the signal pending for the second thread alone is not pending there after the restore")
-        #expect(line["threadsig"] == "1" && line["threadsigself"] == "1",
-                "the signal pending for the second thread was handled \(line["threadsig"] ?? "?") time(s), in that thread: \(line["threadsigself"] ?? "?")")
-        #expect(line["threadsigalt"] == "1", "the second thread's SA_ONSTACK handler did not run on its alternate stack")
-        #expect(line["threadsigcode"] == "\(SI_TKILL)", "the thread's pending signal lost its siginfo (si_code \(line["threadsigcode"] ?? "?"))")
+        #expect(
+            run.outsideBefore.threads["state-robust"].map { $0.pending & bit(sig) != 0 } == true,
+            "the signal sent to the second thread alone was not pending there before the checkpoint")
+        #expect(
+            run.outsideAfter.threads["state-robust"].map { $0.pending & bit(sig) != 0 } == true,
+            "the signal pending for the second thread alone is not pending there after the restore")
+        #expect(
+            line["threadsig"] == "1" && line["threadsigself"] == "1",
+            "the signal pending for the second thread was handled \(line["threadsig"] ?? "?") time(s), in that thread: \(line["threadsigself"] ?? "?")"
+        )
+        #expect(
+            line["threadsigalt"] == "1", "the second thread's SA_ONSTACK handler did not run on its alternate stack")
+        #expect(
+            line["threadsigcode"] == "\(SI_TKILL)",
+            "the thread's pending signal lost its siginfo (si_code \(line["threadsigcode"] ?? "?"))")
     }
 
     /// Layout and contents: the same VMAs with the same protections; the data file mapping, the
@@ -224,14 +277,18 @@ struct StateTests {
         let v0 = try run.command(1, "verify")
         try run.checkpointAndRestore()
         let (b, a) = (run.before, run.after)
-        let mapsBefore = run.outsideBefore.maps, mapsAfter = run.outsideAfter.maps
+        let mapsBefore = run.outsideBefore.maps
+        let mapsAfter = run.outsideAfter.maps
         #expect(diff(mapsBefore, mapsAfter).isEmpty, "/proc/PID/maps differs:\n\(diff(mapsBefore, mapsAfter))")
         #expect(mapsAfter.count == mapsBefore.count, "\(mapsBefore.count) mappings before, \(mapsAfter.count) after")
 
         #expect(a["map"] == fnvHex(run.dataBytes), "the read-only file mapping does not hold the file's bytes")
-        #expect(a["cow"] == fnvHex(run.expectedCow), "the privately written file pages do not hold the written bytes over the file's")
-        #expect(fnvHex(try Data(contentsOf: URL(fileURLWithPath: run.f.path("cow.bin")))) == fnvHex(run.cowBytes),
-                "the file behind the private mapping was modified")
+        #expect(
+            a["cow"] == fnvHex(run.expectedCow),
+            "the privately written file pages do not hold the written bytes over the file's")
+        #expect(
+            fnvHex(try Data(contentsOf: URL(fileURLWithPath: run.f.path("cow.bin")))) == fnvHex(run.cowBytes),
+            "the file behind the private mapping was modified")
         for key in ["small", "big", "sbrk", "brk", "ro", "stack"] {
             #expect(a[key] == b[key], "\(key): \(b[key] ?? "?") before, \(a[key] ?? "?") after")
         }
@@ -240,11 +297,18 @@ struct StateTests {
         // The program's own view after the restore against /proc seen from outside before it
         // (the first verify grew the stack by 1 MiB; the second grows it by 2: past the restored VMA).
         let v1 = try run.command(1, "verify")
-        for (key, name) in [("heap", "[heap]"), ("stack", "[stack]"), ("vdso", "[vdso]"), ("vvar", "[vvar]"), ("data", "/data.bin")] {
+        for (key, name) in [
+            ("heap", "[heap]"), ("stack", "[stack]"), ("vdso", "[vdso]"), ("vvar", "[vvar]"), ("data", "/data.bin"),
+        ] {
             let outside = mapsBefore.first { $0.hasSuffix(name) }.map { String($0.prefix { $0 != " " }) }
-            #expect(v1[key] == outside && outside != nil, "\(key) range seen by the program after the restore: \(v1[key] ?? "?"), before it: \(outside ?? "none")")
+            #expect(
+                v1[key] == outside && outside != nil,
+                "\(key) range seen by the program after the restore: \(v1[key] ?? "?"), before it: \(outside ?? "none")"
+            )
         }
-        #expect(v0["stackgrow"] == "ok" && v1["stackgrow"] == "ok", "the main stack did not grow by 2 MiB after the restore")
+        #expect(
+            v0["stackgrow"] == "ok" && v1["stackgrow"] == "ok", "the main stack did not grow by 2 MiB after the restore"
+        )
         #expect(v1["roprot"] == "r--p", "the read-only page is \(v1["roprot"] ?? "?") after the restore")
         #expect(v1["noneprot"] == "---p", "the inaccessible page is \(v1["noneprot"] ?? "?") after the restore")
         #expect(v1["none"] == "ok", "the inaccessible page lost its bytes")
@@ -263,8 +327,12 @@ struct StateTests {
         #expect(o1.cwd == o0.cwd && o1.cwd == run.f.directory, "cwd: \(o0.cwd) before, \(o1.cwd) after")
         #expect(o1.umask == "0027", "umask after restore: \(o1.umask)")
         #expect(diff(o0.limits, o1.limits).isEmpty, "/proc/PID/limits differs:\n\(diff(o0.limits, o1.limits))")
-        #expect(o0.limits.contains { $0.hasPrefix("Max open files") && $0.contains(" 200 ") }, "the program did not lower RLIMIT_NOFILE")
-        #expect(Set(o1.threads.keys) == ["state-main", "state-vec", "state-robust"], "thread names after restore: \(o1.threads.keys.sorted())")
+        #expect(
+            o0.limits.contains { $0.hasPrefix("Max open files") && $0.contains(" 200 ") },
+            "the program did not lower RLIMIT_NOFILE")
+        #expect(
+            Set(o1.threads.keys) == ["state-main", "state-vec", "state-robust"],
+            "thread names after restore: \(o1.threads.keys.sorted())")
         #expect(run.after["nofile"] == run.before["nofile"] && run.after["core"] == run.before["core"])
         #expect(run.after["cwd"] == run.before["cwd"] && run.after["umask"] == "027")
         #expect(run.after["name"] == "state-main")
@@ -287,20 +355,26 @@ struct StateTests {
             #expect(text.contains("\"\(name)\""), "inspect does not show thread \(name)")
         }
         let mainLine = text.split(separator: "\n").first { $0.contains("\"state-main\"") }.map(String.init) ?? ""
-        #expect(mainLine.contains("sigaltstack"), "inspect does not show the main thread's alternate stack: \(mainLine)")
-        #expect(mainLine.contains("pending [\(SIGWINCH)"), "inspect does not show SIGWINCH pending for the main thread: \(mainLine)")
+        #expect(
+            mainLine.contains("sigaltstack"), "inspect does not show the main thread's alternate stack: \(mainLine)")
+        #expect(
+            mainLine.contains("pending [\(SIGWINCH)"),
+            "inspect does not show SIGWINCH pending for the main thread: \(mainLine)")
         #expect(mainLine.contains("rseq"), "inspect does not show the rseq area: \(mainLine)")
         let robustLine = text.split(separator: "\n").first { $0.contains("\"state-robust\"") }.map(String.init) ?? ""
-        #expect(robustLine.contains("sigaltstack") && robustLine.contains("pending [\(sigRTMin + 5)]"),
-                "inspect does not show the second thread's alternate stack and pending signal: \(robustLine)")
+        #expect(
+            robustLine.contains("sigaltstack") && robustLine.contains("pending [\(sigRTMin + 5)]"),
+            "inspect does not show the second thread's alternate stack and pending signal: \(robustLine)")
         for path in ["[heap]", "[stack]", "[vdso]", run.f.path("data.bin"), run.f.path("cow.bin")] {
             #expect(text.contains(path), "inspect's memory listing lacks \(path)")
         }
         let signals = text.split(separator: "\n").first { $0.hasPrefix("signals:") }.map(String.init) ?? ""
         #expect(signals.contains("\(SIGUSR2):ignored"), "inspect does not show SIGUSR2 ignored: \(signals)")
         #expect(signals.contains(" \(SIGUSR1):0x"), "inspect does not show the SIGUSR1 handler: \(signals)")
-        #expect(signals.contains("pending for the process") && signals.contains("\(SIGURG)") && signals.contains("\(sigRTMin + 2)"),
-                "inspect does not show SIGURG and SIGRTMIN+2 pending for the process: \(signals)")
+        #expect(
+            signals.contains("pending for the process") && signals.contains("\(SIGURG)")
+                && signals.contains("\(sigRTMin + 2)"),
+            "inspect does not show SIGURG and SIGRTMIN+2 pending for the process: \(signals)")
         #expect(text.contains("timers: 1 interval, 2 POSIX"), "inspect does not show the timers:\n\(text)")
     }
 }
@@ -308,7 +382,7 @@ struct StateTests {
 // MARK: - the program and what is seen of it
 
 /// vos-test-state started in a fixture, with its data files; checkpointed and restored on demand.
-final class StateRun {
+private final class StateRun {
     let f: Fixture
     let report: String
     let image: String
@@ -327,10 +401,13 @@ final class StateRun {
         cowBytes = Data((0..<(4 * 4096)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 1) })
         try dataBytes.write(to: URL(fileURLWithPath: f.path("data.bin")))
         try cowBytes.write(to: URL(fileURLWithPath: f.path("cow.bin")))
-        pid = try f.start(Products.path("vos-test-state"), [report, f.directory, "two words", "--mark=state"] + arguments,
-                          environment: ["VOS_STATE_MARK": "environ survives"])
+        pid = try f.start(
+            Products.path("vos-test-state"), [report, f.directory, "two words", "--mark=state"] + arguments,
+            environment: ["VOS_STATE_MARK": "environ survives"])
         let ready = waitUntil { lines(self.report).contains { $0.hasPrefix("ready") || $0.hasPrefix("error") } }
-        try #require(ready && !lines(report).contains { $0.hasPrefix("error") }, "vos-test-state did not start: \(lines(report))")
+        try #require(
+            ready && !lines(report).contains { $0.hasPrefix("error") }, "vos-test-state did not start: \(lines(report))"
+        )
         try #require(try waitTick { $0.int("seq") >= 2 } != nil, "vos-test-state does not tick")
     }
 
@@ -349,7 +426,10 @@ final class StateRun {
     /// Waits up to 10 s for a tick matching `condition`.
     func waitTick(_ condition: (Tick) -> Bool) throws -> Tick? {
         var found: Tick?
-        _ = waitUntil { found = ticks.last(where: condition); return found != nil }
+        _ = waitUntil {
+            found = ticks.last(where: condition)
+            return found != nil
+        }
         return found
     }
 
@@ -357,37 +437,46 @@ final class StateRun {
     func command(_ n: Int32, _ answer: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> Tick {
         let target = restored != 0 ? restored : pid
         let count = lines(report).filter { $0.hasPrefix(answer + " ") }.count
-        #expect(sigqueue(target, SIGHUP, sigval(sival_int: n)) == 0, "sigqueue to \(target): \(String(cString: strerror(errno)))")
+        #expect(
+            sigqueue(target, SIGHUP, sigval(sival_int: n)) == 0,
+            "sigqueue to \(target): \(String(cString: strerror(errno)))")
         var line: String?
         _ = waitUntil {
             let answers = lines(report).filter { $0.hasPrefix(answer + " ") }
             line = answers.count > count ? answers.last : nil
             return line != nil
         }
-        return try #require(line.map(Tick.init),
-                             "no \"\(answer)\" line for command \(n); process \(target) \(f.isAlive(target) ? "still runs" : "is dead"), last line: \(lines(report).last ?? "")",
-                             sourceLocation: sourceLocation)
+        return try #require(
+            line.map(Tick.init),
+            "no \"\(answer)\" line for command \(n); process \(target) \(f.isAlive(target) ? "still runs" : "is dead"), last line: \(lines(report).last ?? "")",
+            sourceLocation: sourceLocation)
     }
 
     /// Checkpoint (the process is killed), restore, and wait for it to tick again; keeps the
     /// outside views and the ticks on both sides.
-    func checkpointAndRestore(afterCheckpoint: () -> Void = {}, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func checkpointAndRestore(afterCheckpoint: () -> Void = {}, sourceLocation: SourceLocation = #_sourceLocation)
+        throws
+    {
         outsideBefore = try ProcView(pid: pid)
         try f.checkpoint(pid, image, sourceLocation: sourceLocation)
         afterCheckpoint()
         before = try #require(ticks.last, "no tick before the checkpoint", sourceLocation: sourceLocation)
         restored = try f.restore(image, sourceLocation: sourceLocation)
         let next = before.int("seq") + 1
-        after = try #require(try waitTick { $0.int("seq") == next }, "the restored process does not tick (last: \(lines(report).last ?? ""))",
-                             sourceLocation: sourceLocation)
+        after = try #require(
+            try waitTick { $0.int("seq") == next },
+            "the restored process does not tick (last: \(lines(report).last ?? ""))",
+            sourceLocation: sourceLocation)
         let seqs = ticks.map { $0.int("seq") }
-        #expect(seqs == Array(0..<seqs.count), "tick sequence has a gap or repeat around \(before.int("seq"))", sourceLocation: sourceLocation)
+        #expect(
+            seqs == Array(0..<seqs.count), "tick sequence has a gap or repeat around \(before.int("seq"))",
+            sourceLocation: sourceLocation)
         outsideAfter = try ProcView(pid: restored)
     }
 }
 
 /// One report line: its first word and its key=value pairs.
-struct Tick {
+private struct Tick {
     var kind = ""
     var values: [String: String] = [:]
     init() {}
@@ -406,7 +495,7 @@ struct Tick {
 
 /// What /proc shows of a process from outside; the PID is written as "PID" so that a process
 /// restored under another PID compares equal.
-struct ProcView {
+private struct ProcView {
     struct Thread: Equatable { var blocked: UInt64 = 0, pending: UInt64 = 0 }
     var maps: [String] = []
     var limits: [String] = []
@@ -432,7 +521,9 @@ struct ProcView {
         cwd = try ProcFile.link(base + "/cwd")
         let status = try text("status")
         func field(_ s: String, _ key: String) -> String {
-            s.split(separator: "\n").first { $0.hasPrefix(key + ":") }.map { $0.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces) } ?? ""
+            s.split(separator: "\n").first { $0.hasPrefix(key + ":") }.map {
+                $0.dropFirst(key.count + 1).trimmingCharacters(in: .whitespaces)
+            } ?? ""
         }
         umask = field(status, "Umask")
         signals = ["SigIgn", "SigCgt"].map { "\($0) \(field(status, $0))" }
@@ -441,8 +532,9 @@ struct ProcView {
         timers = try text("timers").replacingOccurrences(of: "pid.\(pid)\n", with: "pid.PID\n")
         for tid in try FileManager.default.contentsOfDirectory(atPath: base + "/task") {
             let s = try text("task/\(tid)/status")
-            threads[field(s, "Name")] = Thread(blocked: UInt64(field(s, "SigBlk"), radix: 16) ?? 0,
-                                              pending: UInt64(field(s, "SigPnd"), radix: 16) ?? 0)
+            threads[field(s, "Name")] = Thread(
+                blocked: UInt64(field(s, "SigBlk"), radix: 16) ?? 0,
+                pending: UInt64(field(s, "SigPnd"), radix: 16) ?? 0)
             signals.append("\(field(s, "Name")) SigBlk \(field(s, "SigBlk"))")
         }
         signals.sort()
@@ -450,29 +542,40 @@ struct ProcView {
 }
 
 /// glibc's SIGRTMIN (a function call in C: Swift does not see the macro).
-let sigRTMin = __libc_current_sigrtmin()
+private let sigRTMin = __libc_current_sigrtmin()
 
-func bit(_ signal: Int32) -> UInt64 { 1 << UInt64(signal - 1) }
+private func bit(_ signal: Int32) -> UInt64 { 1 << UInt64(signal - 1) }
 
 /// A flag one thread sets and another polls.
-final class ManagedAtomicFlag: @unchecked Sendable {
+private final class StopFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+    func set() {
+        lock.lock()
+        value = true
+        lock.unlock()
+    }
 }
 
 /// The entries of two `ProcView.signals` lists that differ, with the signals that appeared
 /// (+) or went (-) in each mask: "SigCgt -5 (Trace/breakpoint trap)".
-func signalDiff(_ a: [String], _ b: [String]) -> String {
-    let old = Dictionary(a.map { e in (String(e.split(separator: " ").dropLast().joined(separator: " ")), e) }) { x, _ in x }
+private func signalDiff(_ a: [String], _ b: [String]) -> String {
+    let old = Dictionary(a.map { e in (String(e.split(separator: " ").dropLast().joined(separator: " ")), e) }) {
+        x, _ in x
+    }
     var out: [String] = []
     for e in b where !a.contains(e) {
         let key = e.split(separator: " ").dropLast().joined(separator: " ")
         let was = UInt64(old[key]?.split(separator: " ").last ?? "", radix: 16) ?? 0
         let now = UInt64(e.split(separator: " ").last ?? "", radix: 16) ?? 0
         let changes = (1...64).compactMap { (s: Int32) -> String? in
-            let w = was & bit(s) != 0, n = now & bit(s) != 0
+            let w = was & bit(s) != 0
+            let n = now & bit(s) != 0
             return w == n ? nil : "\(n ? "+" : "-")\(s) (\(String(cString: strsignal(s))))"
         }
         out.append("\(key) \(changes.joined(separator: ", "))")
@@ -481,13 +584,14 @@ func signalDiff(_ a: [String], _ b: [String]) -> String {
 }
 
 /// FNV-1a 64, as the program computes it, in the program's hex.
-func fnvHex(_ d: Data) -> String {
+private func fnvHex(_ d: Data) -> String {
     var h: UInt64 = 0xcbf2_9ce4_8422_2325
     for b in d { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
     return String(h, radix: 16)
 }
 
 /// Lines only in `a` (-) or only in `b` (+).
-func diff(_ a: [String], _ b: [String]) -> String {
-    (a.filter { !b.contains($0) }.map { "- " + $0 } + b.filter { !a.contains($0) }.map { "+ " + $0 }).joined(separator: "\n")
+private func diff(_ a: [String], _ b: [String]) -> String {
+    (a.filter { !b.contains($0) }.map { "- " + $0 } + b.filter { !a.contains($0) }.map { "+ " + $0 }).joined(
+        separator: "\n")
 }
