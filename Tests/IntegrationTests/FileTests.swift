@@ -10,7 +10,7 @@ struct FileTests {
     /// Every kind vos-test-fds checks, in its report order.
     static let kinds = [
         "regular", "dup", "append", "deleted", "directory", "devnull", "devzero", "devurandom", "stdin",
-        "pipe", "bigpipe", "fifo", "bigfifo", "eventfd", "epoll", "timerfd", "timerfd-expired", "signalfd", "stdout",
+        "pipe", "bigpipe", "fifo", "bigfifo", "rwfifo", "opath", "eventfd", "epoll", "timerfd", "timerfd-expired", "signalfd", "stdout",
     ]
 
     /// Starts vos-test-fds with stdout a pipe the test holds and waits for its "ready".
@@ -56,6 +56,7 @@ struct FileTests {
         defer { f.cleanup() }
         let work = f.path("work"), report = f.path("report.txt"), image = f.path("img")
         let (pid, out) = try startFds(f, work: work, report: report)
+        let tableBefore = fdTable(pid)
         try f.checkpoint(pid, image)
 
         let inspect = try f.vos(["inspect", image])
@@ -66,6 +67,13 @@ struct FileTests {
 
         let restoreOut = f.path("restore-stdout.txt")
         let restored = try f.restore(image, stdout: restoreOut)
+        // The same fd numbers naming the same files (pipes are new pipes: their inode differs),
+        // nothing more; stdout is now the file `vos restore` wrote to.
+        var expected = tableBefore
+        expected[1] = restoreOut
+        let after = fdTable(restored)
+        let differing = Set(expected.keys).union(after.keys).sorted().filter { expected[$0] != after[$0] }
+        #expect(differing.isEmpty, "fds differing after restore: \(differing.map { "fd \($0): \(expected[$0] ?? "none") before, \(after[$0] ?? "none") after" })")
         expectEveryKindOK(try runChecks(restored, work: work, report: report))
         #expect(waitUntil { lines(restoreOut).contains("stdout after restore") }, "restore's stdout holds: \(lines(restoreOut))")
         #expect(out.text == "ready\n", "the test's pipe got more after the restore")
@@ -102,6 +110,16 @@ struct FileTests {
         #expect(seq.enumerated().allSatisfy { $0.offset == $0.element.n }, "gap or repeat: \(seq.suffix(40).map(\.n))")
         let pauses = zip(seq.dropFirst(before), seq.dropFirst(before + 1)).map { $1.ms - $0.ms }
         #expect((pauses.max() ?? 0) < 1000, "the counter paused \(pauses.max() ?? 0) ms around the refused checkpoint")
+    }
+
+    /// fd number → /proc/PID/fd link, with pipe inode numbers dropped ("pipe:[4711]" → "pipe").
+    func fdTable(_ pid: PID) -> [Int32: String] {
+        var table: [Int32: String] = [:]
+        for fd in (try? ProcFile.numericEntries("/proc/\(pid)/fd")) ?? [] {
+            let link = (try? ProcFile.link("/proc/\(pid)/fd/\(fd)")) ?? "?"
+            table[fd] = link.hasPrefix("pipe:") ? "pipe" : link
+        }
+        return table
     }
 
     /// "n=<k> ms=<t>" lines of vos-test-unsupported.

@@ -30,6 +30,7 @@
 
 #define PIPE_TEXT "pipe-data-before-checkpoint\n"
 #define FIFO_TEXT "fifo-data-before-checkpoint\n"
+#define RWFIFO_TEXT "rw-fifo-data-before-checkpoint\n"
 #define REGULAR_TEXT "0123456789ABCDEFGHIJ"
 #define REGULAR_POS 7
 #define DELETED_SIZE 20000
@@ -45,7 +46,7 @@
 
 static char work[2048];
 static int reg_fd, dup_a, dup_b, append_fd, deleted_fd, dir_fd, null_fd, zero_fd, urandom_fd;
-static int pipe_r, pipe_w, big_r, big_w, fifo_r, fifo_w, bigfifo_r, bigfifo_w, efd, efd_sem;
+static int pipe_r, pipe_w, big_r, big_w, fifo_r, fifo_w, bigfifo_r, bigfifo_w, rwfifo, rwfifo_r, efd, efd_sem, opath_fd;
 static int ep, ep_efd, ep_pipe_r, ep_pipe_w, ep_idle_r, ep_idle_w, tfd, tfd_expired, sfd;
 /* Directory entries read before the checkpoint (getdents64 continues from there after it). */
 static char seen[64][256];
@@ -184,6 +185,17 @@ static void setup(void) {
     bigfifo_w = must(open(p, O_WRONLY), "open bigfifo for writing");
     must(fcntl(bigfifo_w, F_SETPIPE_SZ, BIG_CAPACITY), "fcntl(F_SETPIPE_SZ) bigfifo");
     write_all(bigfifo_w, big, sizeof big, "write bigfifo");
+
+    /* A FIFO opened read-write (so opening never blocks), and opened a second time read-only:
+     * two open files of one pipe, its data must come back once. */
+    path(p, sizeof p, "rwfifo");
+    must(mkfifo(p, 0644), "mkfifo rwfifo");
+    rwfifo = must(open(p, O_RDWR | O_NONBLOCK), "open rwfifo read-write");
+    rwfifo_r = must(open(p, O_RDONLY | O_NONBLOCK), "open rwfifo read-only");
+    write_all(rwfifo, RWFIFO_TEXT, strlen(RWFIFO_TEXT), "write rwfifo");
+
+    path(p, sizeof p, "dir");
+    opath_fd = must(open(p, O_PATH | O_DIRECTORY), "open dir O_PATH");
 
     efd = must(eventfd(42, EFD_NONBLOCK | EFD_CLOEXEC), "eventfd");
     efd_sem = must(eventfd(3, EFD_SEMAPHORE | EFD_NONBLOCK), "eventfd(EFD_SEMAPHORE)");
@@ -437,6 +449,23 @@ static const char *check_fifo(void) {
     return round_trip(fifo_r, fifo_w);
 }
 
+static const char *check_rwfifo(void) {
+    const char *e = same_file(rwfifo, "rwfifo");
+    if (e || (e = same_file(rwfifo_r, "rwfifo"))) return e;
+    if ((e = check_flags(rwfifo, O_RDWR, O_NONBLOCK, 0)) || (e = check_flags(rwfifo_r, O_RDONLY, O_NONBLOCK, 0))) return e;
+    if ((e = read_exactly(rwfifo_r, RWFIFO_TEXT))) return e;
+    return round_trip(rwfifo, rwfifo);
+}
+
+static const char *check_opath(void) {
+    const char *e = same_file(opath_fd, "dir");
+    if (e || (e = check_flags(opath_fd, O_RDONLY, O_PATH | O_DIRECTORY, 0))) return e;
+    int f = openat(opath_fd, "f5", O_RDONLY);
+    SYS(f, "openat(O_PATH dir fd, \"f5\")");
+    close(f);
+    return NULL;
+}
+
 static const char *check_eventfd(void) {
     uint64_t v = 0;
     if (read(efd, &v, 8) != 8) FAIL("read: %s (errno %d): the count is lost", strerror(errno), errno);
@@ -562,7 +591,8 @@ static void run_checks(const char *report) {
         {"regular", check_regular}, {"dup", check_dup}, {"append", check_append}, {"deleted", check_deleted},
         {"directory", check_directory}, {"devnull", check_devnull}, {"devzero", check_devzero},
         {"devurandom", check_devurandom}, {"stdin", check_stdin}, {"pipe", check_pipe}, {"bigpipe", check_bigpipe},
-        {"fifo", check_fifo}, {"bigfifo", check_bigfifo}, {"eventfd", check_eventfd}, {"epoll", check_epoll}, {"timerfd", check_timerfd},
+        {"fifo", check_fifo}, {"bigfifo", check_bigfifo}, {"rwfifo", check_rwfifo},
+        {"opath", check_opath}, {"eventfd", check_eventfd}, {"epoll", check_epoll}, {"timerfd", check_timerfd},
         {"timerfd-expired", check_timerfd_expired}, {"signalfd", check_signalfd}, {"stdout", check_stdout},
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {

@@ -45,7 +45,7 @@ extension FileKind {
 /// The kinds vOS knows, in matching order.
 enum FileKinds {
     static let all: [any FileKind.Type] = [
-        InheritedStream.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self, FIFO.self,
+        InheritedStream.self, OpenPath.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self, FIFO.self,
         Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self,
     ]
 
@@ -54,10 +54,29 @@ enum FileKinds {
 
     /// What an unsupported fd is, for the error message.
     static func describe(_ file: OpenFile) -> String {
-        if file.link.hasPrefix("socket:") { return "a socket (\(file.link))" }
-        if file.link.hasPrefix("anon_inode:") { return "an \(file.link.dropFirst(11)) instance" }
-        if file.link.hasPrefix("pipe:") { return "a pipe whose other end is outside the process (\(file.link))" }
-        return "\(file.link)"
+        let link = file.link
+        if link.hasPrefix("socket:") { return "a socket (\(link))" }
+        if link.hasPrefix("anon_inode:") {
+            // "anon_inode:inotify", "anon_inode:[pidfd]", "anon_inode:[userfaultfd]"...
+            let name = link.dropFirst("anon_inode:".count).filter { $0 != "[" && $0 != "]" }
+            return "\("aeiou".contains(name.first ?? "x") ? "an" : "a") \(name) instance"
+        }
+        if link.hasPrefix("pipe:") { return "a pipe whose other end is outside the process (\(link))" }
+        if link.hasSuffix(RegularFile.deletedSuffix) && !file.isRegular { return "a deleted \(typeName(file)) (\(link))" }
+        return "\(typeName(file)) \(link)"
+    }
+
+    static func typeName(_ file: OpenFile) -> String {
+        switch file.mode & S_IFMT {
+        case S_IFBLK: return "the block device"
+        case S_IFSOCK: return "the socket file"
+        case S_IFLNK: return "the symlink"
+        case S_IFIFO: return "the FIFO"
+        case S_IFREG: return "the file"
+        case S_IFDIR: return "the directory"
+        case S_IFCHR: return "the character device"
+        default: return "the file"
+        }
     }
 }
 
@@ -77,6 +96,8 @@ final class BlobWriter {
 final class FileRestoreContext {
     let image: ImageReader
     var pipes: [UInt64: (read: Int32, write: Int32)] = [:]
+    /// FIFOs whose unread data is back already: two readers of one FIFO saved the same bytes.
+    var filledFIFOs: Set<String> = []
     /// Every fd vOS opened for the restore; closed when the target has its copies.
     var opened: [Int32] = []
     /// The open file installed as fd N of process P ("P:N"), for fds of other processes of the

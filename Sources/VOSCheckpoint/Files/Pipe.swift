@@ -23,10 +23,11 @@ enum Pipe: FileKind {
         try dumpContents(local, into: &r, link: f.link)
     }
 
-    /// Capacity and unread bytes; read from the read end only (one copy per pipe).
+    /// Capacity and unread bytes, from every end that can read (O_RDONLY, or O_RDWR as FIFOs
+    /// are often opened); an anonymous pipe has one read end, a FIFO is filled once on restore.
     static func dumpContents(_ local: Int32, into r: inout FileRecord, link: String) throws {
         r.pipeCapacity = try checked("fcntl(F_GETPIPE_SZ)", link) { fcntl(local, VOS_F_GETPIPE_SZ) }
-        guard r.flags & O_ACCMODE == O_RDONLY else { return }
+        guard r.flags & O_ACCMODE != O_WRONLY else { return }
         r.pipeData = try peek(local, capacity: r.pipeCapacity ?? 65536, link: link)
     }
 
@@ -87,7 +88,9 @@ enum FIFO: FileKind {
         if let cap = r.pipeCapacity {
             try checked("fcntl(F_SETPIPE_SZ, \(cap))", r.path) { fcntl(keeper, VOS_F_SETPIPE_SZ, cap) }
         }
-        if let data = r.pipeData, !data.isEmpty { try writeAll(keeper, data, what: r.path) }
+        if let data = r.pipeData, !data.isEmpty, context.filledFIFOs.insert(r.path).inserted {
+            try writeAll(keeper, data, what: r.path)
+        }
         let fd = context.track(try reopen(r.path, flags: (r.flags & ~O_NONBLOCK) | O_NONBLOCK))
         try setStatusFlags(fd, r.flags, what: r.path)
         return fd

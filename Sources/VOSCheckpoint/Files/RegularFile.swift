@@ -41,7 +41,7 @@ enum RegularFile: FileKind {
         return Array(out.prefix(done))
     }
 
-    /// An VOS_O_TMPFILE in the file's old directory (or /tmp): unlinked from birth, like the original.
+    /// An O_TMPFILE in the file's old directory (or /tmp): unlinked from birth, like the original.
     static func recreateDeleted(_ r: FileRecord, contents: [UInt8]) throws -> Int32 {
         let dir = r.path.split(separator: "/").dropLast().joined(separator: "/")
         let dirs = ["/" + dir, "/tmp"]
@@ -59,8 +59,22 @@ enum RegularFile: FileKind {
             }
             done += n
         }
-        // Reopen through /proc so the new open file description gets the saved flags.
-        return try reopen("/proc/self/fd/\(tmp)", flags: r.flags)
+        // Open it under its old name for a moment, so /proc/PID/fd shows "<path> (deleted)" as
+        // before (CRIU does the same); if that name is taken or its directory gone, reopen the
+        // nameless file through /proc. Either way the new open file gets the saved flags.
+        guard linkat(AT_FDCWD, "/proc/self/fd/\(tmp)", AT_FDCWD, r.path, AT_SYMLINK_FOLLOW) == 0 else {
+            return try reopen("/proc/self/fd/\(tmp)", flags: r.flags)
+        }
+        let fd: Int32
+        do { fd = try reopen(r.path, flags: r.flags) } catch {
+            unlink(r.path)
+            throw error
+        }
+        do { try checked("unlink", "deleted file \(r.path), linked again for its reopen") { unlink(r.path) } } catch {
+            close(fd)
+            throw error
+        }
+        return fd
     }
 }
 
