@@ -10,7 +10,8 @@ struct FileTests {
     /// Every kind vos-test-fds checks, in its report order.
     static let kinds = [
         "regular", "dup", "append", "deleted", "directory", "devnull", "devzero", "devurandom", "stdin",
-        "pipe", "bigpipe", "fifo", "bigfifo", "rwfifo", "opath", "eventfd", "epoll", "timerfd", "timerfd-expired", "signalfd", "stdout",
+        "pipe", "bigpipe", "fifo", "bigfifo", "rwfifo", "opath", "eventfd", "epoll", "timerfd", "timerfd-expired",
+        "signalfd", "stdout",
     ]
 
     /// Starts vos-test-fds with stdout a pipe the test holds and waits for its "ready".
@@ -18,7 +19,9 @@ struct FileTests {
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let out = try HeldPipe()
         let pid = try f.start(Products.path("vos-test-fds"), [work, report], stdoutPipe: out)
-        try #require(waitUntil { out.text.contains("ready\n") }, "vos-test-fds never got ready: \(lines(f.path("stderr-piped.txt")))")
+        try #require(
+            waitUntil { out.text.contains("ready\n") },
+            "vos-test-fds never got ready: \(lines(f.path("stderr-piped.txt")))")
         return (pid, out)
     }
 
@@ -42,7 +45,8 @@ struct FileTests {
     @Test func checksPassWithoutCheckpoint() throws {
         let f = try Fixture()
         defer { f.cleanup() }
-        let work = f.path("work"), report = f.path("report.txt")
+        let work = f.path("work")
+        let report = f.path("report.txt")
         let (pid, out) = try startFds(f, work: work, report: report)
         expectEveryKindOK(try runChecks(pid, work: work, report: report))
         #expect(waitUntil { out.text.contains("stdout after restore\n") })
@@ -54,7 +58,9 @@ struct FileTests {
     @Test func everyKindComesBack() throws {
         let f = try Fixture()
         defer { f.cleanup() }
-        let work = f.path("work"), report = f.path("report.txt"), image = f.path("img")
+        let work = f.path("work")
+        let report = f.path("report.txt")
+        let image = f.path("img")
         let (pid, out) = try startFds(f, work: work, report: report)
         let tableBefore = fdTable(pid)
         try f.checkpoint(pid, image)
@@ -62,7 +68,9 @@ struct FileTests {
         let inspect = try f.vos(["inspect", image])
         #expect(inspect.status == 0, "\(inspect.stderr)")
         let stdoutLine = inspect.stdout.split(separator: "\n").first { $0.contains("fd 1:") } ?? ""
-        #expect(stdoutLine.contains("connected on restore to the restoring command's stdout"), "inspect says: \(stdoutLine)")
+        #expect(
+            stdoutLine.contains("connected on restore to the restoring command's stdout"), "inspect says: \(stdoutLine)"
+        )
         #expect(inspect.stdout.contains("deleted while open; contents saved"), "\(inspect.stdout)")
 
         let restoreOut = f.path("restore-stdout.txt")
@@ -73,12 +81,31 @@ struct FileTests {
         expected[1] = restoreOut
         let after = fdTable(restored)
         let differing = Set(expected.keys).union(after.keys).sorted().filter { expected[$0] != after[$0] }
-        #expect(differing.isEmpty, "fds differing after restore: \(differing.map { "fd \($0): \(expected[$0] ?? "none") before, \(after[$0] ?? "none") after" })")
+        let changes = differing.map { "fd \($0): \(expected[$0] ?? "none") before, \(after[$0] ?? "none") after" }
+        #expect(differing.isEmpty, "fds differing after restore: \(changes)")
         expectEveryKindOK(try runChecks(restored, work: work, report: report))
-        #expect(waitUntil { lines(restoreOut).contains("stdout after restore") }, "restore's stdout holds: \(lines(restoreOut))")
+        #expect(
+            waitUntil { lines(restoreOut).contains("stdout after restore") },
+            "restore's stdout holds: \(lines(restoreOut))")
         #expect(out.text == "ready\n", "the test's pipe got more after the restore")
         #expect(out.sawEndOfFile, "someone still holds the test's pipe open")
         #expect(f.isAlive(restored))
+    }
+
+    /// `--leave-running` reads unread pipe data without consuming it and puts nothing back
+    /// wrong: the original's checks all pass after the checkpoint.
+    @Test func leaveRunningLeavesFdsAlone() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let work = f.path("work")
+        let report = f.path("report.txt")
+        let (pid, out) = try startFds(f, work: work, report: report)
+        let tableBefore = fdTable(pid)
+        let r = try f.checkpoint(pid, f.path("img"), leaveRunning: true)
+        #expect(r.stdout.contains("left running"))
+        #expect(fdTable(pid) == tableBefore)
+        expectEveryKindOK(try runChecks(pid, work: work, report: report))
+        #expect(waitUntil { out.text.contains("stdout after restore\n") })
     }
 
     /// An inotify fd is refused before anything is frozen: the error names the fd and its kind,
@@ -86,11 +113,14 @@ struct FileTests {
     @Test func unsupportedKindIsRefused() throws {
         let f = try Fixture()
         defer { f.cleanup() }
-        let out = f.path("counter.txt"), image = f.path("img")
+        let out = f.path("counter.txt")
+        let image = f.path("img")
         let pid = try f.start(Products.path("vos-test-unsupported"), [out])
         try #require(waitUntil { counter(out).count >= 10 })
         let inotifyFD = try #require(
-            try ProcFile.numericEntries("/proc/\(pid)/fd").first { (try? ProcFile.link("/proc/\(pid)/fd/\($0)")) == "anon_inode:inotify" },
+            try ProcFile.numericEntries("/proc/\(pid)/fd").first {
+                (try? ProcFile.link("/proc/\(pid)/fd/\($0)")) == "anon_inode:inotify"
+            },
             "no inotify fd in /proc/\(pid)/fd")
 
         let before = counter(out).count
@@ -98,7 +128,9 @@ struct FileTests {
         #expect(r.status != 0)
         #expect(r.stderr.contains("fd \(inotifyFD) is an inotify instance"), "stderr: \(r.stderr)")
         #expect(r.stderr.hasPrefix("Error: "), "stderr: \(r.stderr)")
-        #expect(!r.stderr.contains("Fatal error") && !r.stderr.contains("Stack dump") && !r.stderr.contains("backtrace"), "stderr: \(r.stderr)")
+        #expect(
+            !r.stderr.contains("Fatal error") && !r.stderr.contains("Stack dump") && !r.stderr.contains("backtrace"),
+            "stderr: \(r.stderr)")
         #expect(r.stderr.split(separator: "\n").count == 1, "stderr: \(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: image), "the image directory was left behind")
 
@@ -127,7 +159,8 @@ struct FileTests {
         lines(path).compactMap { l in
             let parts = l.split(separator: " ")
             guard parts.count == 2, parts[0].hasPrefix("n="), parts[1].hasPrefix("ms="),
-                  let n = Int(parts[0].dropFirst(2)), let ms = Int(parts[1].dropFirst(3)) else { return nil }
+                let n = Int(parts[0].dropFirst(2)), let ms = Int(parts[1].dropFirst(3))
+            else { return nil }
             return (n, ms)
         }
     }

@@ -239,7 +239,8 @@ static const char *same_file(int fd, const char *name) {
     path(p, sizeof p, name);
     SYS(fstat(fd, &a), "fstat");
     SYS(stat(p, &b), p);
-    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) FAIL("fd %d is not %s (inode %lu, expected %lu)", fd, p, a.st_ino, b.st_ino);
+    if (a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        FAIL("fd %d is not %s (inode %lu, expected %lu)", fd, p, a.st_ino, b.st_ino);
     return NULL;
 }
 
@@ -250,7 +251,8 @@ static const char *check_flags(int fd, int want_acc, int want_fl, int want_cloex
     if ((fl & want_fl) != want_fl) FAIL("fd %d flags 0%o lack 0%o", fd, fl, want_fl);
     int fdf = fcntl(fd, F_GETFD);
     SYS(fdf, "fcntl(F_GETFD)");
-    if (!!(fdf & FD_CLOEXEC) != want_cloexec) FAIL("fd %d FD_CLOEXEC is %d, expected %d", fd, !!(fdf & FD_CLOEXEC), want_cloexec);
+    if (!!(fdf & FD_CLOEXEC) != want_cloexec)
+        FAIL("fd %d FD_CLOEXEC is %d, expected %d", fd, !!(fdf & FD_CLOEXEC), want_cloexec);
     return NULL;
 }
 
@@ -277,7 +279,8 @@ static const char *check_dup(void) {
     if (pos != DUP_POS) FAIL("offset of the copy %ld, expected %d", (long)pos, DUP_POS);
     SYS(lseek(dup_a, 60, SEEK_SET), "lseek");
     pos = lseek(dup_b, 0, SEEK_CUR);
-    if (pos != 60) FAIL("after seeking fd %d to 60, its dup fd %d is at %ld: not one open file", dup_a, dup_b, (long)pos);
+    if (pos != 60)
+        FAIL("after seeking fd %d to 60, its dup fd %d is at %ld: not one open file", dup_a, dup_b, (long)pos);
     return NULL;
 }
 
@@ -293,7 +296,8 @@ static const char *check_append(void) {
     SYS(fd, p);
     ssize_t n = read(fd, buf, sizeof buf - 1);
     close(fd);
-    if (n != 13 || strcmp(buf, "before\nafter\n") != 0) FAIL("file holds \"%s\" after a write at offset 0: O_APPEND lost", buf);
+    if (n != 13 || strcmp(buf, "before\nafter\n") != 0)
+        FAIL("file holds \"%s\" after a write at offset 0: O_APPEND lost", buf);
     return NULL;
 }
 
@@ -301,7 +305,8 @@ static const char *check_deleted(void) {
     char p[4096];
     struct stat st;
     SYS(fstat(deleted_fd, &st), "fstat");
-    if (st.st_nlink != 0) FAIL("link count %lu, expected 0 (the file should still be deleted)", (unsigned long)st.st_nlink);
+    if (st.st_nlink != 0)
+        FAIL("link count %lu, expected 0 (the file should still be deleted)", (unsigned long)st.st_nlink);
     path(p, sizeof p, "deleted.txt");
     if (access(p, F_OK) == 0) FAIL("%s exists again", p);
     if (st.st_size != DELETED_SIZE) FAIL("size %ld, expected %d", (long)st.st_size, DELETED_SIZE);
@@ -326,7 +331,8 @@ static const char *check_directory(void) {
     while ((n = read_dir_batch()) > 0) {}
     SYS(n, "getdents64");
     if (seen_count != DIR_FILES + 2)
-        FAIL("%d entries before the checkpoint + %d after = %d, expected %d", before, seen_count - before, seen_count, DIR_FILES + 2);
+        FAIL("%d entries before the checkpoint + %d after = %d, expected %d",
+             before, seen_count - before, seen_count, DIR_FILES + 2);
     for (int i = -2; i < DIR_FILES; i++) {
         char name[16];
         if (i == -2) snprintf(name, sizeof name, ".");
@@ -346,7 +352,8 @@ static const char *check_chardev(int fd, unsigned maj, unsigned min, int acc, in
     struct stat st;
     SYS(fstat(fd, &st), "fstat");
     if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != maj || minor(st.st_rdev) != min)
-        FAIL("fd %d is device %u:%u (mode 0%o), expected character device %u:%u", fd, major(st.st_rdev), minor(st.st_rdev), st.st_mode, maj, min);
+        FAIL("fd %d is device %u:%u (mode 0%o), expected character device %u:%u",
+             fd, major(st.st_rdev), minor(st.st_rdev), st.st_mode, maj, min);
     return check_flags(fd, acc, fl, 0);
 }
 
@@ -392,9 +399,11 @@ static const char *read_exactly(int fd, const char *want) {
     char buf[256] = {0};
     ssize_t n = read(fd, buf, sizeof buf - 1);
     if (n < 0) FAIL("read: %s (errno %d): the unread data is lost", strerror(errno), errno);
-    if ((size_t)n != strlen(want) || memcmp(buf, want, (size_t)n) != 0) FAIL("read %zd bytes \"%s\", expected \"%s\"", n, buf, want);
+    if ((size_t)n != strlen(want) || memcmp(buf, want, (size_t)n) != 0)
+        FAIL("read %zd bytes \"%s\", expected \"%s\"", n, buf, want);
     n = read(fd, buf, sizeof buf);
-    if (n != -1 || errno != EAGAIN) FAIL("a second read returned %zd (%s), expected EAGAIN", n, n < 0 ? strerror(errno) : "data");
+    if (n != -1 || errno != EAGAIN)
+        FAIL("a second read returned %zd (%s), expected EAGAIN", n, n < 0 ? strerror(errno) : "data");
     return NULL;
 }
 
@@ -409,7 +418,8 @@ static const char *check_pipe(void) {
     struct stat a, b;
     SYS(fstat(pipe_r, &a), "fstat read end");
     SYS(fstat(pipe_w, &b), "fstat write end");
-    if (!S_ISFIFO(a.st_mode) || a.st_ino != b.st_ino) FAIL("fds %d and %d are not the two ends of one pipe", pipe_r, pipe_w);
+    if (!S_ISFIFO(a.st_mode) || a.st_ino != b.st_ino)
+        FAIL("fds %d and %d are not the two ends of one pipe", pipe_r, pipe_w);
     const char *e = check_flags(pipe_r, O_RDONLY, O_NONBLOCK, 0);
     if (e || (e = check_flags(pipe_w, O_WRONLY, 0, 0)) || (e = read_exactly(pipe_r, PIPE_TEXT))) return e;
     return round_trip(pipe_r, pipe_w);
@@ -430,7 +440,8 @@ static const char *check_big(int big_r) {
         if (n <= 0) FAIL("read after %zu bytes: %s", done, n < 0 ? strerror(errno) : "end of file");
         done += (size_t)n;
     }
-    for (size_t i = 0; i < BIG_SIZE; i++) if (buf[i] != big_byte(i)) FAIL("byte %zu is %u, expected %u", i, buf[i], big_byte(i));
+    for (size_t i = 0; i < BIG_SIZE; i++) if (buf[i] != big_byte(i))
+        FAIL("byte %zu is %u, expected %u", i, buf[i], big_byte(i));
     return NULL;
 }
 
@@ -452,7 +463,8 @@ static const char *check_fifo(void) {
 static const char *check_rwfifo(void) {
     const char *e = same_file(rwfifo, "rwfifo");
     if (e || (e = same_file(rwfifo_r, "rwfifo"))) return e;
-    if ((e = check_flags(rwfifo, O_RDWR, O_NONBLOCK, 0)) || (e = check_flags(rwfifo_r, O_RDONLY, O_NONBLOCK, 0))) return e;
+    if ((e = check_flags(rwfifo, O_RDWR, O_NONBLOCK, 0)) || (e = check_flags(rwfifo_r, O_RDONLY, O_NONBLOCK, 0)))
+        return e;
     if ((e = read_exactly(rwfifo_r, RWFIFO_TEXT))) return e;
     return round_trip(rwfifo, rwfifo);
 }
@@ -474,7 +486,8 @@ static const char *check_eventfd(void) {
     const char *e = check_flags(efd, O_RDWR, O_NONBLOCK, 1);
     if (e) return e;
     for (int i = 0; i < 3; i++) {
-        if (read(efd_sem, &v, 8) != 8 || v != 1) FAIL("EFD_SEMAPHORE read %d gave %llu (%s), expected 1", i, (unsigned long long)v, strerror(errno));
+        if (read(efd_sem, &v, 8) != 8 || v != 1)
+            FAIL("EFD_SEMAPHORE read %d gave %llu (%s), expected 1", i, (unsigned long long)v, strerror(errno));
     }
     if (read(efd_sem, &v, 8) != -1 || errno != EAGAIN) FAIL("EFD_SEMAPHORE eventfd had more than 3");
     return NULL;
@@ -489,7 +502,8 @@ static int epoll_ready(const char **err) {
     for (int i = 0; i < n; i++) {
         uint64_t d = evs[i].data.u64;
         if (evs[i].events != EPOLLIN) {
-            snprintf(why, sizeof why, "event for data 0x%llx is 0x%x, expected EPOLLIN", (unsigned long long)d, evs[i].events);
+            snprintf(why, sizeof why, "event for data 0x%llx is 0x%x, expected EPOLLIN",
+                     (unsigned long long)d, evs[i].events);
             *err = why;
             return -1;
         }
@@ -559,18 +573,21 @@ static const char *check_timerfd_expired(void) {
     if (e) return e;
     if (atoi(clock) != CLOCK_BOOTTIME) FAIL("clockid %s, expected %d", clock, CLOCK_BOOTTIME);
     uint64_t ticks = 0;
-    if (read(tfd_expired, &ticks, 8) != 8) FAIL("read: %s (errno %d): the expiration from before the checkpoint is lost", strerror(errno), errno);
+    if (read(tfd_expired, &ticks, 8) != 8)
+        FAIL("read: %s (errno %d): the expiration from before the checkpoint is lost", strerror(errno), errno);
     if (ticks != 1) FAIL("%llu expirations, expected 1", (unsigned long long)ticks);
     struct itimerspec its;
     SYS(timerfd_gettime(tfd_expired, &its), "timerfd_gettime");
-    if (its.it_value.tv_sec || its.it_value.tv_nsec || its.it_interval.tv_sec || its.it_interval.tv_nsec) FAIL("the one-shot timer is armed again");
+    if (its.it_value.tv_sec || its.it_value.tv_nsec || its.it_interval.tv_sec || its.it_interval.tv_nsec)
+        FAIL("the one-shot timer is armed again");
     return NULL;
 }
 
 static const char *check_signalfd(void) {
     struct signalfd_siginfo si;
     ssize_t n = read(sfd, &si, sizeof si);
-    if (n != sizeof si) FAIL("read: %s (errno %d): no SIGUSR2 came through the signalfd", n < 0 ? strerror(errno) : "short", errno);
+    if (n != sizeof si)
+        FAIL("read: %s (errno %d): no SIGUSR2 came through the signalfd", n < 0 ? strerror(errno) : "short", errno);
     if (si.ssi_signo != SIGUSR2) FAIL("read signal %u, expected SIGUSR2 (%d)", si.ssi_signo, SIGUSR2);
     sigset_t pending;
     sigpending(&pending);
@@ -597,8 +614,19 @@ static void run_checks(const char *report) {
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         const char *e = checks[i].check();
-        if (e) line("FAIL %s: %s\n", checks[i].kind, e);
-        else line("ok %s\n", checks[i].kind);
+        if (e) {
+            /* One line per kind: data quoted in a reason may hold newlines. */
+            char flat[sizeof why];
+            size_t k = 0;
+            for (const char *c = e; *c && k + 2 < sizeof flat; c++) {
+                if (*c == '\n') flat[k++] = '\\', flat[k++] = 'n';
+                else flat[k++] = *c;
+            }
+            flat[k] = 0;
+            line("FAIL %s: %s\n", checks[i].kind, flat);
+        } else {
+            line("ok %s\n", checks[i].kind);
+        }
     }
     /* Written whole under another name, then renamed: the reader never sees half a report. */
     char tmp[4200];

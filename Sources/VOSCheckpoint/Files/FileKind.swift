@@ -62,7 +62,9 @@ enum FileKinds {
             return "\("aeiou".contains(name.first ?? "x") ? "an" : "a") \(name) instance"
         }
         if link.hasPrefix("pipe:") { return "a pipe whose other end is outside the process (\(link))" }
-        if link.hasSuffix(RegularFile.deletedSuffix) && !file.isRegular { return "a deleted \(typeName(file)) (\(link))" }
+        if link.hasSuffix(RegularFile.deletedSuffix) && !file.isRegular {
+            return "a deleted \(typeName(file)) (\(link))"
+        }
         return "\(typeName(file)) \(link)"
     }
 

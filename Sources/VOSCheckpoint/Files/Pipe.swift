@@ -40,7 +40,9 @@ enum Pipe: FileKind {
         try checked("pipe2", "a copy of \(link)") { vos_pipe2(&p, O_CLOEXEC | O_NONBLOCK) }
         defer { close(p[0]); close(p[1]) }
         // A copy smaller than the queue would silently cut the data (probe 8): size it first.
-        try checked("fcntl(F_SETPIPE_SZ, \(capacity))", "a copy of \(link)") { fcntl(p[1], VOS_F_SETPIPE_SZ, capacity) }
+        try checked("fcntl(F_SETPIPE_SZ, \(capacity))", "a copy of \(link)") {
+            fcntl(p[1], VOS_F_SETPIPE_SZ, capacity)
+        }
         let copied = try checked("tee", link) { vos_tee(fd, p[1], Int(queued), 2 /* SPLICE_F_NONBLOCK */) }
         guard copied == Int(queued) else {
             throw SyscallError(call: "tee", errno: .ioError, subject: "\(link): copied \(copied) of \(queued) unread bytes")

@@ -42,7 +42,9 @@ enum Timerfd: FileKind {
             }
         }
         if var ticks = r.timerTicks, ticks > 0 {
-            try checked("ioctl(TFD_IOC_SET_TICKS, \(ticks))", "timerfd \(r.fd)") { vos_ioctl(fd, setTicksRequest, &ticks) }
+            try checked("ioctl(TFD_IOC_SET_TICKS, \(ticks))", "timerfd \(r.fd)") {
+                vos_ioctl(fd, setTicksRequest, &ticks)
+            }
         }
         try setStatusFlags(fd, r.flags, what: "timerfd \(r.fd)")
         return fd

@@ -15,7 +15,9 @@ final class HeldPipe {
 
     init() throws {
         var p: [Int32] = [0, 0]
-        guard pipe(&p) == 0 else { throw SyscallError(call: "pipe", errno: .init(rawValue: errno), subject: "held pipe") }
+        guard pipe(&p) == 0 else {
+            throw SyscallError(call: "pipe", errno: .init(rawValue: errno), subject: "held pipe")
+        }
         readEnd = p[0]
         writeEnd = p[1]
         // Close-on-exec on both (other children must not inherit them); posix_spawn's dup2
@@ -36,7 +38,10 @@ final class HeldPipe {
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = read(readEnd, &buf, buf.count)
-            if n > 0 { received += buf.prefix(n); continue }
+            if n > 0 {
+                received += buf.prefix(n)
+                continue
+            }
             if n == 0 { sawEndOfFile = true }
             break
         }
