@@ -12,8 +12,6 @@ public final class FrozenProcess {
     /// Registers and masks as found: put back by `thaw()`.
     var originalRegisters: [PID: Registers] = [:]
     var originalMasks: [PID: UInt64] = [:]
-    /// Signals that arrived as signal-delivery stops while freezing, per thread: re-sent at thaw.
-    var interceptedSignals: [PID: [Int32]] = [:]
     private var detached = false
 
     /// Seizes and stops every thread of `pid`.
@@ -35,7 +33,7 @@ public final class FrozenProcess {
                     known.insert(tid)
                 }
                 for t in threads where originalRegisters[t.tid] == nil {
-                    interceptedSignals[t.tid] = try t.waitEventStop()
+                    try Self.waitForInterruptStop(t)
                     originalRegisters[t.tid] = try t.registers()
                     originalMasks[t.tid] = try t.signalMask()
                 }
@@ -45,6 +43,30 @@ public final class FrozenProcess {
             throw error
         }
         threads.sort { a, b in a.tid == pid ? true : (b.tid == pid ? false : a.tid < b.tid) }
+    }
+
+    /// Waits for the `PTRACE_INTERRUPT` stop of `t`. A signal the thread dequeued between the
+    /// seize and the interrupt shows up first as a signal-delivery stop: it is handed back
+    /// (`PTRACE_CONT` with it), so the kernel delivers it as it would have without vOS and the
+    /// saved state holds the handler's frame. Continuing without it, as before, lost the signal
+    /// from the image (and a re-send at thaw lost its siginfo). The interrupt is asked again
+    /// first: a ptrace stop that comes with a pending interrupt consumes it (man 2 ptrace,
+    /// PTRACE_INTERRUPT).
+    static func waitForInterruptStop(_ t: Tracee) throws {
+        while true {
+            guard let stop = try t.wait() else { continue }
+            switch stop {
+            case .eventStop:
+                return
+            case .signal(let s):
+                try t.interrupt()
+                try t.cont(signal: s)
+            case .clone, .syscall:
+                try t.cont()
+            case .exited, .killed:
+                throw SyscallError(call: "waitpid", errno: .noSuchProcess, subject: "tid \(t.tid) (it exited while being frozen)")
+            }
+        }
     }
 
     /// Blocks every signal in every thread so that injected calls are never interrupted by a
@@ -72,7 +94,6 @@ public final class FrozenProcess {
             if let m = originalMasks[t.tid] { try? t.setSignalMask(m) }
             if let r = originalRegisters[t.tid] { try? t.setRegisters(r) }
             try? t.detach()
-            for s in interceptedSignals[t.tid] ?? [] { _ = vos_syscall6(234, Int(pid), Int(t.tid), Int(s), 0, 0, 0) }
         }
     }
 

@@ -190,8 +190,10 @@ struct StateTests {
         let t = run.last
         #expect(
             t["streambad"] == "0",
-            "\(t["streambad"] ?? "?") signals of the stream came twice, out of order or skipped (\(t["stream"] ?? "?") handled, next expected \(t["streamnext"] ?? "?"))"
-        )
+            """
+            \(t["streambad"] ?? "?") signals of the stream came twice, out of order or skipped (first: value \
+            \(t["streamfirstbad"] ?? "?"); \(received) handled before the checkpoint, \(t["stream"] ?? "?") in all)
+            """)
         #expect(
             t.int("stream") == t.int("streamnext"),
             "handled \(t["stream"] ?? "?") signals, but the values reached \(t["streamnext"] ?? "?")")

@@ -244,13 +244,16 @@ static void on_ptimer(int sig, siginfo_t *si, void *uc) {
 #define SIG_STREAM (SIGRTMIN + 6)
 #define STREAM_MAX 65536
 static volatile uint16_t stream_seen[STREAM_MAX];
-static volatile int stream_count, stream_bad, stream_next;
+static volatile int stream_count, stream_bad, stream_next, stream_first_bad = -1;
 static void on_stream(int sig, siginfo_t *si, void *uc) {
     (void)sig; (void)uc;
     int v = si->si_value.sival_int;
     stream_count++;
     if (si->si_code != SI_QUEUE || v < 0 || v >= STREAM_MAX) { stream_bad++; return; }
-    if (stream_seen[v]++ != 0 || v != stream_next) stream_bad++;  /* a repeat, or one skipped */
+    if (stream_seen[v]++ != 0 || v != stream_next) { /* a repeat, or one skipped */
+        stream_bad++;
+        if (stream_first_bad < 0) stream_first_bad = stream_next;
+    }
     stream_next = v + 1;
 }
 static void on_hup(int sig, siginfo_t *si, void *uc) {
@@ -703,7 +706,7 @@ int main(int argc, char **argv) {
                 "altstack=%p/%zu/%d usr1=%d usr1alt=%d usr2=%s alrm=%d itimer=%ld ptimer=%d ptimerbad=%d "
                 "ptimerid=%d ptimerint=%ld idleid=%d idleleft=%ld winch=%d urg=%d rt=%d blocked=%llx pending=%llx "
                 "map=%llx cow=%llx small=%llx big=%llx sbrk=%llx brk=%p ro=%llx stack=%llx nofile=%llu/%llu "
-                "core=%llu/%llu umask=%03o cwd=%s vdso_us=%lld name=%s stream=%d streamnext=%d streambad=%d\n",
+                "core=%llu/%llu umask=%03o cwd=%s vdso_us=%lld name=%s stream=%d streamnext=%d streambad=%d streamfirstbad=%d\n",
                 seq, (unsigned long long)vos_vec_iterations, (unsigned long long)vos_vec_bad, vec_mode,
                 (unsigned long long)tls_marker, (void *)&tls_marker, (unsigned long long)fs,
                 (unsigned long long)thread_pointer(), rseq, cpu, ss.ss_sp, ss.ss_size, ss.ss_flags, (int)usr1_count,
@@ -717,7 +720,7 @@ int main(int argc, char **argv) {
                 (unsigned long long)fnv(sbrk_area, SBRK_BYTES), sbrk(0), (unsigned long long)fnv(ro_page, 4096),
                 (unsigned long long)fnv((const unsigned char *)stack_area, STACK_BYTES), (unsigned long long)nf.rlim_cur,
                 (unsigned long long)nf.rlim_max, (unsigned long long)cr.rlim_cur, (unsigned long long)cr.rlim_max,
-                (unsigned)um, cwd, vdso_us, name, (int)stream_count, (int)stream_next, (int)stream_bad);
+                (unsigned)um, cwd, vdso_us, name, (int)stream_count, (int)stream_next, (int)stream_bad, (int)stream_first_bad);
         fflush(report);
         struct timespec ts = {0, 25 * 1000 * 1000};
         nanosleep(&ts, NULL);
