@@ -13,6 +13,9 @@
  * state, takes the signal left pending for it alone, and exits holding the mutex; the main
  * thread must get EOWNERDEAD and be able to join it).
  *
+ * SIGRTMIN+6 sent with sigqueue() and values 0, 1, 2... is a stream the test sends across a
+ * checkpoint: every value must arrive once and in order ("stream=", "streambad=" in ticks).
+ *
  * With --no-altstack among ARGS the main thread has no alternate signal stack (its SA_ONSTACK
  * handler then runs on the normal stack); with --ignore-sigtrap SIGTRAP is ignored.
  *
@@ -93,7 +96,8 @@ static const char *vec_mode = "none";
 #define GPRS(X) X(rbx, 0) X(rdx, 1) X(r8, 2) X(r9, 3) X(r10, 4) X(r12, 5) X(r13, 6) X(r14, 7) X(r15, 8)
 
 /* x87 control word, one x87 register, MXCSR. */
-#define LEGACY_LOAD "fninit\n\t" "fldcw vos_fcw_want(%%rip)\n\t" "fldl vos_f87_want(%%rip)\n\t" "ldmxcsr vos_mxcsr_want(%%rip)\n\t"
+#define LEGACY_LOAD \
+    "fninit\n\t" "fldcw vos_fcw_want(%%rip)\n\t" "fldl vos_f87_want(%%rip)\n\t" "ldmxcsr vos_mxcsr_want(%%rip)\n\t"
 #define LEGACY_CHECK \
     "fnstcw vos_fcw_now(%%rip)\n\t" "movzwl vos_fcw_now(%%rip), %%eax\n\t" "cmpw vos_fcw_want(%%rip), %%ax\n\t" \
     "je 1f\n\t" "incq vos_vec_bad(%%rip)\n\t" "1:\n\t" \
@@ -237,7 +241,8 @@ static void on_rt(int sig, siginfo_t *si, void *uc) {
 static void on_ptimer(int sig, siginfo_t *si, void *uc) {
     (void)sig; (void)uc;
     ptimer_count++;
-    if (si->si_code != SI_TIMER || si->si_value.sival_int != TIMER_VALUE || si->si_timerid != (int)(intptr_t)ptimer) ptimer_bad++;
+    if (si->si_code != SI_TIMER || si->si_value.sival_int != TIMER_VALUE || si->si_timerid != (int)(intptr_t)ptimer)
+        ptimer_bad++;
 }
 /* A stream of queued real-time signals from the test, values 0, 1, 2...: each must arrive
  * exactly once, in order (a queued signal is never merged with another). */
@@ -442,8 +447,8 @@ static void *robust_thread(void *arg) {
     robust_rseq = rseq_valid(&cpu);
     robust_stack_ok = fnv(frame, sizeof frame) == sum;
     stack_t now;
-    robust_alt_ok = sigaltstack(NULL, &now) == 0 && now.ss_sp == robust_altstack && now.ss_size == robust_altstack_size &&
-                    now.ss_flags == 0;
+    robust_alt_ok = sigaltstack(NULL, &now) == 0 && now.ss_sp == robust_altstack &&
+                    now.ss_size == robust_altstack_size && now.ss_flags == 0;
     sigset_t s;
     sigemptyset(&s);
     sigaddset(&s, SIG_THREAD);
