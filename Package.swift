@@ -55,6 +55,7 @@ let package = Package(
         .executableTarget(name: "vos-test-unsupported", path: "Sources/TestPrograms/unsupported"),
         .executableTarget(name: "vos-test-swiftcounter", path: "Sources/TestPrograms/swiftcounter"),
         .executableTarget(name: "vos-test-tree", path: "Sources/TestPrograms/tree"),
+        .executableTarget(name: "vos-test-shm", path: "Sources/TestPrograms/shm"),
         .testTarget(name: "VOSImageTests", dependencies: ["VOSImage"]),
         .testTarget(name: "VOSLinuxTests", dependencies: ["VOSLinux"]),
         .testTarget(
@@ -62,7 +63,7 @@ let package = Package(
             dependencies: [
                 "VOSLinux",
                 "vos", "vos-test-counter", "vos-test-memhog", "vos-test-threads", "vos-test-state",
-                "vos-test-fds", "vos-test-unsupported", "vos-test-swiftcounter", "vos-test-tree",
+                "vos-test-fds", "vos-test-unsupported", "vos-test-swiftcounter", "vos-test-tree", "vos-test-shm",
             ]
         ),
     ],

@@ -113,7 +113,8 @@ public enum Checkpointer {
         // threads resume exactly as they were.
         try frozen.restoreSignalMasks()
 
-        let memory = try MemoryDump(pid: pid, regions: regions)
+        var memory = try MemoryDump(pid: pid, regions: regions)
+        try step("saving shared memory objects of pid \(pid)") { try MappedObjects.save(pid: pid, records: &memory.records, writer: writer) }
         let pageFile = try writer.createPageFile(name: pagesName, size: memory.totalBytes)
         let chunks = try step("copying memory of pid \(pid)") { try memory.copy(pid: pid, into: pageFile) }
         writer.addPageFile(name: pagesName, size: memory.totalBytes, chunks: chunks)

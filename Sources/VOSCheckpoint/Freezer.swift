@@ -25,8 +25,10 @@ public final class FrozenProcess {
                 if fresh.isEmpty { break }
                 for tid in fresh {
                     let t: Tracee
-                    do { t = try Tracee.seize(tid, options: options) } catch let e where e.errno == .noSuchProcess && tid != pid {
-                        continue  // a thread that exited between the listing and the seize
+                    do { t = try Tracee.seize(tid, options: options) } catch {
+                        // A thread that exited between the listing and the seize.
+                        if error.errno == .noSuchProcess && tid != pid { continue }
+                        throw error
                     }
                     try t.interrupt()
                     threads.append(t)

@@ -28,12 +28,11 @@ struct MemoryDump {
             var runs: [PageRun] = []
             if Self.mayHoldPages(region) {
                 let entries = try pagemap.entries(start: region.start, pageCount: Int(region.pageCount))
-                let sharedAnon = region.isShared
                 var i = 0
                 while i < entries.count {
-                    guard Self.isStored(entries[i], sharedAnonymous: sharedAnon) else { i += 1; continue }
+                    guard Self.isStored(entries[i]) else { i += 1; continue }
                     var j = i + 1
-                    while j < entries.count && Self.isStored(entries[j], sharedAnonymous: sharedAnon) { j += 1 }
+                    while j < entries.count && Self.isStored(entries[j]) { j += 1 }
                     runs.append(PageRun(address: region.start + UInt64(i) * pageSize, pageCount: UInt64(j - i), fileOffset: offset))
                     offset += UInt64(j - i) * pageSize
                     i = j
@@ -44,17 +43,13 @@ struct MemoryDump {
         totalBytes = offset
     }
 
-    /// Special mappings and shared file mappings never hold pages of their own to save.
-    static func mayHoldPages(_ r: MemoryRegion) -> Bool {
-        if r.isSpecial { return false }
-        if r.isShared { return SharedMemoryKind.isAnonymous(r) }
-        return true
-    }
+    /// Special mappings and shared mappings never hold pages of their own to save: a shared
+    /// object is saved whole (MappedObjects), a shared file is in the file.
+    static func mayHoldPages(_ r: MemoryRegion) -> Bool { !r.isSpecial && !r.isShared }
 
-    static func isStored(_ entry: UInt64, sharedAnonymous: Bool) -> Bool {
+    static func isStored(_ entry: UInt64) -> Bool {
         if entry & Pagemap.swapped != 0 { return true }
-        guard entry & Pagemap.present != 0 else { return false }
-        return sharedAnonymous || entry & Pagemap.fileOrShared == 0
+        return entry & Pagemap.present != 0 && entry & Pagemap.fileOrShared == 0
     }
 
     /// A unit of copying: some runs (or parts of runs), contiguous in pages.img.
@@ -174,14 +169,6 @@ struct MemoryDump {
             }
             at += Int(r.length)
         }
-    }
-}
-
-/// Shared mappings whose contents live in no regular file: shared anonymous memory
-/// ("/dev/zero (deleted)") and System V segments.
-enum SharedMemoryKind {
-    static func isAnonymous(_ r: MemoryRegion) -> Bool {
-        r.path.hasPrefix("/dev/zero") || r.path.hasPrefix("/SYSV") || r.path.isEmpty
     }
 }
 

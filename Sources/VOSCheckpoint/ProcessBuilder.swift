@@ -39,7 +39,7 @@ enum ProcessBuilder {
             if newSession { try task.call("setsid", .setsid) }
         }
         try step("restoring the vdso") { try RestoreMemory.mapVDSO(task, records: records) }
-        let reprotect = try step("mapping memory") { try RestoreMemory.mapRegions(task, records: records) }
+        let reprotect = try step("mapping memory") { try RestoreMemory.mapRegions(task, records: records, files: files) }
         try step("filling memory") { try RestoreMemory.fill(pid: pid, image: image) }
         try FaultInjection.check("restore-after-memory")
         try step("protecting memory") { try RestoreMemory.reprotect(task, reprotect) }

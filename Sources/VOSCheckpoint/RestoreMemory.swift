@@ -64,7 +64,7 @@ enum RestoreMemory {
     }
 
     /// Maps every saved VMA; returns the VMAs mapped writable only to be filled.
-    static func mapRegions(_ task: RemoteTask, records: [MemoryRecord]) throws -> [MemoryRegion] {
+    static func mapRegions(_ task: RemoteTask, records: [MemoryRecord], files: FileRestoreContext) throws -> [MemoryRegion] {
         var fileFDs: [String: UInt64] = [:]
         var reprotect: [MemoryRegion] = []
         for record in records {
@@ -83,10 +83,16 @@ enum RestoreMemory {
             if r.hasFlag("nh") { flags |= VOS_MAP_STACK }  // MAP_STACK sets VM_NOHUGEPAGE since 6.7 (probe 12)
             if r.hasFlag("nr") { flags |= VOS_MAP_NORESERVE }
             var fd = UInt64.max
-            if r.isFile && !(r.isShared && SharedMemoryKind.isAnonymous(r)) {
-                if r.isDeletedFile {
-                    throw CheckpointError("cannot restore the mapping at \(r.start)", reason: "its file \(r.path) was deleted")
+            if let object = record.object {
+                // The same memfd for every mapping of the object, in every process of a tree.
+                let key = "object " + object.key
+                if let known = fileFDs[key] {
+                    fd = known
+                } else {
+                    fd = try files.install(try files.object(object), into: task)
+                    fileFDs[key] = fd
                 }
+            } else if r.isFile {
                 if let known = fileFDs[r.path + (r.isShared && r.isWritable ? "#rw" : "")] {
                     fd = known
                 } else {

@@ -56,7 +56,11 @@ enum RestoreThreads {
         guard r > 0 else {
             throw SyscallError(call: "clone3 (injected)", errno: .init(rawValue: Int32(-r)), subject: "thread \(t.tid) of pid \(main.pid)")
         }
-        let tracee = Tracee.adopt(PID(r))
+        // clone3 returned the TID in the target's own PID namespace; ptrace speaks host TIDs.
+        guard let host = main.lastClonedTID else {
+            throw CheckpointError("cannot restore thread \(t.tid)", reason: "clone3 returned \(r) but ptrace reported no new thread")
+        }
+        let tracee = Tracee.adopt(host)
         // Auto-attached by PTRACE_O_TRACECLONE: its first stop comes before any instruction of its own.
         _ = try tracee.waitEventStop()
         let regs = try tracee.registers()

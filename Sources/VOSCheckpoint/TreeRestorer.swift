@@ -47,9 +47,11 @@ public enum TreeRestorer {
                                       threads: image.processes.reduce(0) { $0 + $1.record.threads.count },
                                       milliseconds: Double(Kernel.monotonicNanos() - start) / 1e6)
         } catch {
-            for t in stubs.values where t.tid != rootPID { Glibc.kill(t.tid, SIGKILL) }
-            Stub.discard(rootPID)  // a PID namespace's init: its death ends every process in it
-            for t in stubs.values where t.tid != rootPID { _ = try? Kernel.wait(t.tid) }
+            // The root is a PID namespace's init: its death kills every process in it, but it is
+            // reaped only once they are, and those we trace must be reaped by us first.
+            for t in stubs.values { Glibc.kill(t.tid, SIGKILL) }
+            Glibc.kill(rootPID, SIGKILL)
+            Kernel.reapAll()
             if error is CheckpointError { throw error }
             throw CheckpointError("cannot restore the process tree", cause: error)
         }

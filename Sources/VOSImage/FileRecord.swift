@@ -14,6 +14,8 @@ public struct FileRecord: Codable, Sendable {
 
     /// Regular file deleted while open: name of the blob with its contents.
     public var blob: String?
+    /// A memfd: the memory object, shared with every mapping and fd of it.
+    public var object: MappedObject?
     /// Pipes and FIFOs: the pipe inode (both ends share it), its capacity and unread bytes.
     public var pipeInode: UInt64?
     public var pipeCapacity: Int32?

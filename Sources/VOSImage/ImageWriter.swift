@@ -32,6 +32,9 @@ public final class ImageWriter {
 
     private var blobCount = 0
 
+    /// Memory objects saved so far, by key: a tree's processes share them.
+    public var objects: [String: MappedObject] = [:]
+
     /// A fresh blob part name (unique across every process of the image).
     public func nextBlobName() -> String {
         defer { blobCount += 1 }

@@ -5,16 +5,38 @@ public struct MemoryRecord: Codable, Sendable {
     public var region: MemoryRegion
     /// Saved page data of this VMA: consecutive pages stored consecutively in pages.img.
     public var runs: [PageRun]
-    /// For a file mapping whose file was deleted: the blob holding the file's contents.
-    public var deletedFileBlob: String?
+    /// The object mapped here when it lives in no file of the file system (shared anonymous
+    /// memory, a memfd, a deleted file): saved once per image, mapped again from one copy.
+    public var object: MappedObject?
 
-    public init(region: MemoryRegion, runs: [PageRun], deletedFileBlob: String? = nil) {
+    public init(region: MemoryRegion, runs: [PageRun], object: MappedObject? = nil) {
         self.region = region
         self.runs = runs
-        self.deletedFileBlob = deletedFileBlob
+        self.object = object
     }
 
     public var storedPages: UInt64 { runs.reduce(0) { $0 + $1.pageCount } }
+}
+
+/// A memory object saved whole: every process and fd that shared it gets the same one back.
+public struct MappedObject: Codable, Sendable, Equatable {
+    /// "major:minor:inode" of the object when checkpointed: equal keys are one object.
+    public var key: String
+    /// For /proc/PID/maps after the restore: the memfd name, "dev/zero", or the file's name.
+    public var name: String
+    /// The part holding its contents.
+    public var blob: String
+    public var size: UInt64
+    /// memfd seals (F_GET_SEALS).
+    public var seals: Int32
+
+    public init(key: String, name: String, blob: String, size: UInt64, seals: Int32) {
+        self.key = key
+        self.name = name
+        self.blob = blob
+        self.size = size
+        self.seals = seals
+    }
 }
 
 public struct PageRun: Codable, Sendable, Equatable {

@@ -114,4 +114,74 @@ struct CapsuleCheckpointTests {
         #expect(try vos(f, ["stop", "one"]).status == 0)
         #expect(try vos(f, ["stop", "two"]).status == 0)
     }
+
+    /// Memory shared by a parent and its child (MAP_SHARED anonymous, a memfd mapped by both and
+    /// read through its fd) is still one object after the restore: the parent sees the child's
+    /// increments in all three.
+    @Test func sharedMemoryStaysShared() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let report = f.path("shm.txt")
+        let r = try vos(f, ["run", "--name", "shm", "--", Products.path("vos-test-shm"), report])
+        try #require(r.status == 0, "vos run: \(r.stderr)")
+        func last() -> [String: Int] {
+            var v: [String: Int] = [:]
+            for kv in (lines(report).last ?? "").split(separator: " ") {
+                let p = kv.split(separator: "=")
+                if p.count == 2, let n = Int(p[1]) { v[String(p[0])] = n }
+            }
+            return v
+        }
+        #expect(waitUntil { (last()["fdread"] ?? 0) >= 10 })
+        for h in try hostPIDs(f, "shm").values { f.adopt(h) }
+        try #require(try vos(f, ["checkpoint", "shm", "--image", f.path("img")]).status == 0)
+        let before = last()
+        let rs = try vos(f, ["restore", f.path("img")])
+        try #require(rs.status == 0, "restore: \(rs.stderr)")
+        for h in try hostPIDs(f, "shm").values { f.adopt(h) }
+        #expect(waitUntil {
+            let now = last()
+            return ["shared", "memfd", "fdread"].allSatisfy { (now[$0] ?? 0) >= (before[$0] ?? 0) + 20 }
+        }, "before \(before), after \(last()): the parent no longer sees the child's writes")
+        #expect(try vos(f, ["stop", "shm"]).status == 0)
+    }
+
+    /// A python3 multiprocessing pool (parent, 3 workers, pipes, POSIX semaphores in deleted
+    /// /dev/shm files, helper threads) continues its work: every result once, in order.
+    @Test func pythonMultiprocessingPool() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let script = f.path("pool.py"), out = f.path("pool.txt")
+        try """
+            import multiprocessing as mp, sys, time
+            def work(n):
+                time.sleep(0.01)
+                return n * n
+            if __name__ == "__main__":
+                out = open(sys.argv[1], "a", buffering=1)
+                with mp.Pool(3) as pool:
+                    n = 0
+                    while True:
+                        for r in pool.imap(work, range(n, n + 6)):
+                            out.write(f"sq {r}\\n")
+                        n += 6
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        func results() -> [Int] { lines(out).compactMap { $0.hasPrefix("sq ") ? Int($0.dropFirst(3)) : nil } }
+        let r = try vos(f, ["run", "--name", "pool", "--", "/usr/bin/python3", script, out])
+        try #require(r.status == 0, "vos run: \(r.stderr)")
+        #expect(waitUntil(20) { results().count >= 30 })
+        for h in try hostPIDs(f, "pool").values { f.adopt(h) }
+        #expect(try hostPIDs(f, "pool").count == 5, "init, the pool's parent and 3 workers")
+        let cp = try vos(f, ["checkpoint", "pool", "--image", f.path("img")])
+        try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
+        let n = results().count
+        let rs = try vos(f, ["restore", f.path("img")])
+        try #require(rs.status == 0, "restore: \(rs.stderr)")
+        for h in try hostPIDs(f, "pool").values { f.adopt(h) }
+        let log = { ((try? self.vos(f, ["logs", "pool"]))?.stdout ?? "").suffix(500) }
+        #expect(waitUntil(20) { results().count >= n + 60 }, "the pool does not work after the restore: \(log())")
+        let values = results()
+        #expect(values == (0..<values.count).map { $0 * $0 }, "a result is missing or repeated")
+        #expect(try vos(f, ["stop", "pool"]).status == 0)
+    }
 }

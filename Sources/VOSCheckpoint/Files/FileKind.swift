@@ -15,9 +15,9 @@ struct OpenFile {
     var info: FDInfo
     /// stat of the open file (through /proc/PID/fd/N).
     var mode: mode_t
-    /// All fds of the process with their links, to pair the ends of a pipe.
-    var allLinks: [Int32: String]
-    var allFlags: [Int32: Int32]
+    /// For each pipe link: the access modes of every fd with that link in the process, or in
+    /// the whole tree being checkpointed, to pair the ends of a pipe.
+    var pipeAccessModes: [String: Set<Int32>]
 
     var isFIFO: Bool { mode & S_IFMT == S_IFIFO }
     var isRegular: Bool { mode & S_IFMT == S_IFREG }
@@ -45,8 +45,8 @@ extension FileKind {
 /// The kinds vOS knows, in matching order.
 enum FileKinds {
     static let all: [any FileKind.Type] = [
-        InheritedStream.self, OpenPath.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self, FIFO.self,
-        Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self,
+        InheritedStream.self, OpenPath.self, Memfd.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self,
+        FIFO.self, Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self,
     ]
 
     static func kind(tag: String) -> (any FileKind.Type)? { all.first { $0.tag == tag } }
@@ -105,6 +105,8 @@ final class FileRestoreContext {
     /// The open file installed as fd N of process P ("P:N"), for fds of other processes of the
     /// tree that share its description.
     var installed: [String: Int32] = [:]
+    /// Memory objects recreated as memfds, by key (MappedObjects).
+    var objects: [String: Int32] = [:]
     /// A pidfd of vos itself, opened before any stub is cloned so that every stub inherits it
     /// at this number: a stub in another PID namespace could not open one (vos has no PID there).
     let vosPidfd: Int32
@@ -123,6 +125,7 @@ final class FileRestoreContext {
         for fd in opened { close(fd) }
         opened = []
         installed = [:]
+        objects = [:]
         close(vosPidfd)
     }
 }

@@ -8,24 +8,27 @@ import VOSLinux
 
 enum FileTable {
     /// Every fd of `pid` with what /proc says about it.
-    static func list(pid: PID) throws -> [OpenFile] {
-        let fds = try ProcFile.numericEntries("/proc/\(pid)/fd")
-        var links: [Int32: String] = [:]
-        var infos: [Int32: FDInfo] = [:]
-        var modes: [Int32: mode_t] = [:]
-        for fd in fds {
-            guard let link = try? ProcFile.link("/proc/\(pid)/fd/\(fd)"), let info = try? FDInfo.read(pid: pid, fd: fd) else {
-                continue  // closed meanwhile
+    static func list(pid: PID) throws -> [OpenFile] { try list(pids: [pid])[pid] ?? [] }
+
+    /// Every fd of each process; pipe ends are paired across all of them (a tree's pipes).
+    static func list(pids: [PID]) throws -> [PID: [OpenFile]] {
+        var result: [PID: [OpenFile]] = [:]
+        var modes: [String: Set<Int32>] = [:]
+        for pid in pids {
+            var files: [OpenFile] = []
+            for fd in try ProcFile.numericEntries("/proc/\(pid)/fd") {
+                guard let link = try? ProcFile.link("/proc/\(pid)/fd/\(fd)"), let info = try? FDInfo.read(pid: pid, fd: fd) else {
+                    continue  // closed meanwhile
+                }
+                var st = stat()
+                let mode = stat("/proc/\(pid)/fd/\(fd)", &st) == 0 ? st.st_mode : 0
+                if link.hasPrefix("pipe:") { modes[link, default: []].insert(info.flags & O_ACCMODE) }
+                files.append(OpenFile(pid: pid, fd: fd, link: link, info: info, mode: mode, pipeAccessModes: [:]))
             }
-            var st = stat()
-            modes[fd] = stat("/proc/\(pid)/fd/\(fd)", &st) == 0 ? st.st_mode : 0
-            links[fd] = link
-            infos[fd] = info
+            result[pid] = files
         }
-        let flags = infos.mapValues { $0.flags }
-        return links.keys.sorted().map { fd in
-            OpenFile(pid: pid, fd: fd, link: links[fd]!, info: infos[fd]!, mode: modes[fd] ?? 0, allLinks: links, allFlags: flags)
-        }
+        for pid in pids { result[pid] = result[pid]?.map { var f = $0; f.pipeAccessModes = modes; return f } }
+        return result
     }
 
     /// The first fd no kind can handle, as an error naming its number and kind.

@@ -12,7 +12,7 @@ enum Pipe: FileKind {
     static func matches(_ f: OpenFile) -> Bool { f.isFIFO && f.link.hasPrefix("pipe:") && bothEndsInProcess(f) }
 
     static func bothEndsInProcess(_ f: OpenFile) -> Bool {
-        let modes = Set(f.allLinks.filter { $0.value == f.link }.compactMap { f.allFlags[$0.key].map { $0 & O_ACCMODE } })
+        let modes = f.pipeAccessModes[f.link] ?? []
         return modes.contains(O_RDONLY) && modes.contains(O_WRONLY)
     }
 

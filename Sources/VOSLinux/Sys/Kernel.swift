@@ -96,6 +96,12 @@ public enum Kernel {
         return (r, status)
     }
 
+    /// Reaps every child and tracee of the calling process (`waitpid(-1, __WALL)` until ECHILD).
+    public static func reapAll() {
+        var status: Int32 = 0
+        while vos_waitpid_all(-1, &status, 0) > 0 || vos_errno() == EINTR {}
+    }
+
     /// `prctl(PR_SET_CHILD_SUBREAPER, 1)` for the calling process.
     public static func becomeSubreaper() throws(SyscallError) {
         try checked("prctl(PR_SET_CHILD_SUBREAPER)", "self") { vos_prctl(VOS_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }
