@@ -18,7 +18,9 @@ public final class PageFile: @unchecked Sendable {
         do {
             // Not allocated up front: the dumpers' pwrite() reports a full file system as ENOSPC
             // (a store into the mapping would raise SIGBUS instead, hence `write(_:at:)`), and
-            // posix_fallocate on tmpfs costs ~245 ms per GiB, single-threaded, before any copy.
+            // posix_fallocate on tmpfs took ~245 ms per GiB before any copy could start; without
+            // it the pwrite()s allocate the pages themselves and a checkpoint to /dev/shm is
+            // 10-15 % faster overall (vos-bench A/B, BENCHMARKS.md).
             try checked("ftruncate", path) { ftruncate(fd, off_t(size)) }
             return try PageFile(path: path, fd: fd, size: size, writable: true)
         } catch {
