@@ -75,7 +75,8 @@ public enum Checkpointer {
 
     /// Everything but the write of the manifest, with the process frozen.
     static func collect(pid: PID, frozen: FrozenProcess, stat: ProcStat, writer: ImageWriter,
-                        pagesName: String = ImageLayout.pages, files listed: [OpenFile]? = nil) throws -> (ProcessRecord, UInt64) {
+                        pagesName: String = ImageLayout.pages, files listed: [OpenFile]? = nil,
+                        sysVSaved: Bool = false) throws -> (ProcessRecord, UInt64) {
         let files = try listed ?? FileTable.list(pid: pid)
         try FileTable.checkSupported(files, pid: pid)
         let regions = try MemoryMap.read(pid: pid)
@@ -114,7 +115,7 @@ public enum Checkpointer {
         try frozen.restoreSignalMasks()
 
         var memory = try MemoryDump(pid: pid, regions: regions)
-        try step("saving shared memory objects of pid \(pid)") { try MappedObjects.save(pid: pid, records: &memory.records, writer: writer) }
+        try step("saving shared memory objects of pid \(pid)") { try MappedObjects.save(pid: pid, records: &memory.records, writer: writer, sysVSaved: sysVSaved) }
         let pageFile = try writer.createPageFile(name: pagesName, size: memory.totalBytes)
         let chunks = try step("copying memory of pid \(pid)") { try memory.copy(pid: pid, into: pageFile) }
         writer.addPageFile(name: pagesName, size: memory.totalBytes, chunks: chunks)

@@ -9,9 +9,13 @@ import VOSInjection
 import VOSLinux
 
 enum MappedObjects {
-    /// Does this VMA map such an object?
-    static func needsObject(_ r: MemoryRegion) -> Bool {
-        !r.isSpecial && (r.isDeletedFile || r.path.hasPrefix("/SYSV") || (r.isShared && r.path.isEmpty))
+    /// Does this VMA map such an object? System V segments do unless their IPC namespace is
+    /// saved whole (`sysVSaved`: a capsule's, SysVObjects), where they come back as segments.
+    static func needsObject(_ r: MemoryRegion, sysVSaved: Bool = false) -> Bool {
+        if r.isSpecial { return false }
+        // "/SYSV<key> (deleted)": also a deleted file by its name.
+        if r.path.hasPrefix("/SYSV") { return !sysVSaved }
+        return r.isDeletedFile || (r.isShared && r.path.isEmpty)
     }
 
     /// "major:minor:inode" as /proc/PID/maps writes device and inode.
@@ -48,8 +52,8 @@ enum MappedObjects {
     }
 
     /// Saves the objects mapped by `records` (pid's VMAs), through /proc/PID/map_files.
-    static func save(pid: PID, records: inout [MemoryRecord], writer: ImageWriter) throws {
-        for i in records.indices where needsObject(records[i].region) {
+    static func save(pid: PID, records: inout [MemoryRecord], writer: ImageWriter, sysVSaved: Bool = false) throws {
+        for i in records.indices where needsObject(records[i].region, sysVSaved: sysVSaved) {
             let r = records[i].region
             let k = key(device: r.device, inode: r.inode)
             if let known = writer.objects[k] {

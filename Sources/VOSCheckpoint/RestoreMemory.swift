@@ -67,9 +67,12 @@ enum RestoreMemory {
     static func mapRegions(_ task: RemoteTask, records: [MemoryRecord], files: FileRestoreContext) throws -> [MemoryRegion] {
         var fileFDs: [String: UInt64] = [:]
         var reprotect: [MemoryRegion] = []
+        // System V segments first: an attachment spans its whole segment until the parts the
+        // process had unmapped are unmapped again.
+        try SysVObjects.attach(records, task: task, ipc: files.image.tree?.ipc)
         for record in records {
             let r = record.region
-            if r.isSpecial { continue }
+            if r.isSpecial || SysVObjects.isAttachment(record) { continue }
             var prot: Int32 = 0
             if r.isReadable { prot |= PROT_READ }
             if r.isWritable { prot |= PROT_WRITE }

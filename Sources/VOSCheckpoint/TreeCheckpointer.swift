@@ -35,6 +35,10 @@ public enum TreeCheckpointer {
                 members = try ProcessTree.discover(root: root)
             }
             let frozenAt = Kernel.monotonicNanos()
+            // The System V objects of the capsule's IPC namespace, while every process is frozen.
+            let ipc = try step("\(what) while saving its System V IPC objects") {
+                try SysVObjects.save(root: root, writer: writer, innerPIDs: Dictionary(members.map { ($0.hostPID, $0.shape.pid) }) { a, _ in a })
+            }
 
             var records: [ProcessRecord] = []
             var bytes: UInt64 = 0
@@ -44,7 +48,7 @@ public enum TreeCheckpointer {
                 let stat = try ProcStat.read("/proc/\(m.hostPID)/stat")
                 var (record, stored) = try step("\(what): pid \(m.shape.pid)") {
                     try Checkpointer.collect(pid: m.hostPID, frozen: f, stat: stat, writer: writer, pagesName: TreeRecord.pagesPart(m.shape.pid),
-                                             files: files[m.hostPID])
+                                             files: files[m.hostPID], sysVSaved: ipc != nil)
                 }
                 var ids = ProcessTree.innerThreadIDs(hostPID: m.hostPID)
                 ids[m.hostPID] = m.shape.pid
@@ -59,7 +63,7 @@ public enum TreeCheckpointer {
                 return CapsuleInfo(name: c.name, hostname: c.hostname, command: c.command, monotonicNanos: clocks.monotonic, boottimeNanos: clocks.boottime)
             }
             try FaultInjection.check("checkpoint-before-manifest")
-            try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info), root: records[0], machine: MachineInfo.current())
+            try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info, ipc: ipc), root: records[0], machine: MachineInfo.current())
             if leaveRunning {
                 for f in frozen.reversed() { f.thaw() }
             } else {

@@ -31,10 +31,12 @@ public enum TreeRestorer {
         var stubs: [PID: Tracee] = [:]
         do {
             stubs[tree.processes[0].pid] = try Stub.seize(rootPID)
+            if let ipc = tree.ipc { try step("cannot restore the capsule's System V IPC objects") { try SysVObjects.restore(ipc, image: image, root: rootPID) } }
             let oldAffinity = Kernel.pinCallingThread(to: (try? ProcStat.read("/proc/\(rootPID)/stat").lastCPU) ?? 0)
             defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }
             try forkStubs(tree, into: &stubs)
             try setGroups(tree, stubs)
+            if let ipc = tree.ipc { try step("setting the last PIDs of System V semaphores") { try SysVObjects.setLastPIDs(ipc, stubs: stubs) } }
             var built: [BuiltProcess] = []
             for p in image.processes {
                 guard let tracee = stubs[p.record.pid] else { throw ImageError.inconsistent("pid \(p.record.pid) is not in the tree") }
@@ -42,6 +44,7 @@ public enum TreeRestorer {
                     try ProcessBuilder.build(tracee: tracee, image: p, files: files, newPID: false, newSession: false)
                 })
             }
+            if let ipc = tree.ipc { try step("removing System V segments marked for removal") { try SysVObjects.removeMarked(ipc, root: rootPID) } }
             for b in built.reversed() { try b.release() }
             return TreeRestoreSummary(rootHostPID: rootPID, processes: image.processes.count,
                                       threads: image.processes.reduce(0) { $0 + $1.record.threads.count },

@@ -8,10 +8,14 @@ public struct TreeRecord: Codable, Sendable {
     public var processes: [TreeProcess]
     /// Set when the tree is a capsule: its name, hostname and clocks at the freeze.
     public var capsule: CapsuleInfo?
+    /// The System V IPC objects of the capsule's own IPC namespace (absent: none, or the tree
+    /// shared vos's namespace and its segments were saved as plain shared memory).
+    public var ipc: IPCRecord?
 
-    public init(processes: [TreeProcess], capsule: CapsuleInfo?) {
+    public init(processes: [TreeProcess], capsule: CapsuleInfo?, ipc: IPCRecord? = nil) {
         self.processes = processes
         self.capsule = capsule
+        self.ipc = ipc
     }
 
     public static let fileName = "tree.json"

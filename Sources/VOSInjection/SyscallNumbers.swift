@@ -11,4 +11,5 @@ public enum SyscallNumber: Int, Sendable {
     case rtSigqueueinfo = 129, rtTgsigqueueinfo = 297, setRobustList = 273, prlimit64 = 302
     case rseq = 334, clone3 = 435, closeRange = 436, setsid = 112, setpgid = 109, fchmod = 91
     case mkdirat = 258, unlinkat = 263, memfdCreate = 319, ftruncate = 77, pidfdOpen = 434, pidfdGetfd = 438
+    case shmat = 30, semop = 65
 }
