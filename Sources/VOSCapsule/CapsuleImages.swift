@@ -11,7 +11,11 @@ public enum CapsuleImages {
         guard record.isRunning else { throw CapsuleError("cannot checkpoint capsule \"\(name)\": it is not running") }
         return try TreeCheckpointer.checkpoint(
             root: record.initPID, imageDirectory: imageDirectory, leaveRunning: leaveRunning,
-            capsule: (record.name, record.hostname, record.command))
+            capsule: (record.name, record.hostname, record.command, record.tty),
+            network: record.network.map { n in
+                CheckpointNetwork(info: n, cut: { try CapsuleNetwork.setConnected(n, false) },
+                                  reconnect: { try? CapsuleNetwork.setConnected(n, true) })
+            })
     }
 
     /// Recreates the capsule under `newName` (default: its saved name) with the same PIDs inside.
@@ -23,12 +27,30 @@ public enum CapsuleImages {
         let reuse = (try? registry.load(name)).map { !$0.isRunning } ?? false
         if !reuse { try registry.reserve(name) }
         do {
-            let summary = try TreeRestorer.restore(image: image, namespaces: CapsuleRunner.namespaces, hostname: info.hostname)
-            let record = CapsuleRecord(
+            // The same address and MAC on the bridge, in a new network namespace; its port comes
+            // up once the sockets exist, then a gratuitous ARP tells the bridge (probe 13).
+            if let n = info.network { try CapsuleNetwork.checkFree(n.address, name: name, registry: registry, restoring: true) }
+            let namespaces = info.network == nil ? CapsuleRunner.namespaces : CapsuleRunner.namespaces.union(.net)
+            let summary: TreeRestoreSummary
+            do {
+                summary = try TreeRestorer.restore(image: image, namespaces: namespaces, hostname: info.hostname) { pid in
+                    if let n = info.network { try CapsuleNetwork.attach(n, pid: pid, connect: false) }
+                }
+            } catch {
+                if let n = info.network { CapsuleNetwork.detach(n) }
+                throw error
+            }
+            var record = CapsuleRecord(
                 name: name, hostname: info.hostname, command: info.command, initPID: summary.rootHostPID,
                 pidNamespace: Namespaces.identity(of: summary.rootHostPID, "pid") ?? "", created: Date().timeIntervalSince1970,
-                tty: false, ip: nil)
+                tty: info.tty ?? false, ip: info.network?.address)
+            record.network = info.network
             try registry.save(record)
+            if let n = info.network {
+                // The processes run already: a failure here leaves them reachable later at worst.
+                try? CapsuleNetwork.setConnected(n, true)
+                try? CapsuleNetwork.announce(n, pid: summary.rootHostPID)
+            }
             return (record, summary)
         } catch {
             if !reuse { try? registry.remove(name) }

@@ -1,5 +1,6 @@
 // What vOS remembers of a capsule between commands: capsule.json in its registry directory.
 import Foundation
+import VOSImage
 import VOSLinux
 
 public struct CapsuleRecord: Codable, Sendable {
@@ -13,6 +14,8 @@ public struct CapsuleRecord: Codable, Sendable {
     public var created: Double
     public var tty: Bool
     public var ip: String?
+    /// With `--net`: the capsule's address, MAC and bridge.
+    public var network: CapsuleNetworkInfo?
 
     public init(name: String, hostname: String, command: [String], initPID: PID, pidNamespace: String, created: Double, tty: Bool, ip: String?) {
         self.name = name

@@ -6,20 +6,38 @@ import VOSLinux
 public enum CapsuleRunner {
     public static let namespaces: NamespaceSet = [.pid, .uts, .ipc, .mount, .time]
 
-    public static func run(name: String, hostname: String?, command: [String], registry: CapsuleRegistry = .init()) throws -> CapsuleRecord {
+    /// `network`: with `--net`, the requested address ("" for the first free one).
+    public static func run(name: String, hostname: String?, command: [String], network: String? = nil,
+                           registry: CapsuleRegistry = .init()) throws -> CapsuleRecord {
         guard let first = command.first else { throw CapsuleError("no command given: vos run --name NAME -- CMD ARGS...") }
         guard resolve(first) != nil else { throw CapsuleError("cannot run \"\(first)\": command not found") }
         try registry.reserve(name)
         do {
             let exe = try ProcFile.link("/proc/self/exe")
             let host = hostname ?? name
+            let net = try network.map { try CapsuleNetwork.plan(requested: $0.isEmpty ? nil : $0, name: name, registry: registry) }
+            // With a network, CMD waits until vos has configured eth0 from outside.
+            let ready = registry.directory(name) + "/network-ready"
+            let waiting = net == nil ? command : ["/bin/sh", "-c", "while [ ! -e \"$0\" ]; do sleep 0.01; done; exec \"$@\"", ready] + command
             let args = ["capsule-init", "--hostname", host, "--log", registry.logPath(name),
-                        "--exit-status", registry.exitStatusPath(name), "--"] + command
+                        "--exit-status", registry.exitStatusPath(name), "--"] + waiting
             let env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
-            let pid = try Namespaces.spawn(namespaces, executable: exe, arguments: args, environment: env)
-            let record = CapsuleRecord(
+            let pid = try Namespaces.spawn(net == nil ? namespaces : namespaces.union(.net), executable: exe, arguments: args, environment: env)
+            if let net {
+                do {
+                    try CapsuleNetwork.attach(net, pid: pid, connect: true)
+                    try Data().write(to: URL(fileURLWithPath: ready))
+                } catch {
+                    kill(pid, SIGKILL)
+                    var status: Int32 = 0
+                    waitpid(pid, &status, 0)
+                    throw error
+                }
+            }
+            var record = CapsuleRecord(
                 name: name, hostname: host, command: command, initPID: pid,
-                pidNamespace: Namespaces.identity(of: pid, "pid") ?? "", created: Date().timeIntervalSince1970, tty: false, ip: nil)
+                pidNamespace: Namespaces.identity(of: pid, "pid") ?? "", created: Date().timeIntervalSince1970, tty: false, ip: net?.address)
+            record.network = net
             try registry.save(record)
             return record
         } catch {

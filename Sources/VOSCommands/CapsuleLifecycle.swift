@@ -36,6 +36,7 @@ struct Stop: ParsableCommand {
             throw CleanError("cannot stop capsule \"\(name)\": kill(\(record.initPID)): \(String(cString: strerror(errno)))")
         }
         for _ in 0..<500 where record.isRunning { usleep(10_000) }
+        if let n = record.network { CapsuleNetwork.release(n, of: name) }
         print(name)
     }
 }
@@ -49,6 +50,7 @@ struct Remove: ParsableCommand {
         let registry = CapsuleRegistry()
         let record = try registry.load(name)
         if record.isRunning { throw CleanError("capsule \"\(name)\" is running; stop it first with `vos stop \(name)`") }
+        if let n = record.network { CapsuleNetwork.release(n, of: name) }
         try registry.remove(name)
         print(name)
     }

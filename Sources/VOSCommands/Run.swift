@@ -12,12 +12,22 @@ struct Run: ParsableCommand {
     @Option(help: "The hostname inside the capsule (default: the name).")
     var hostname: String?
 
+    @Flag(help: "Give the capsule its own network: eth0 on the vOS bridge ($VOS_BRIDGE, default vos0) with an address of its own.")
+    var net = false
+
+    @Option(help: "With --net: the capsule's address, ADDR or ADDR/PREFIX in the bridge's subnet (default: the first free one).")
+    var ip: String?
+
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.")
     var command: [String] = []
 
+    func validate() throws {
+        if ip != nil && !net { throw ValidationError("--ip needs --net") }
+    }
+
     func run() throws {
         let cmd = command.first == "--" ? Array(command.dropFirst()) : command
-        let record = try CapsuleRunner.run(name: name, hostname: hostname, command: cmd)
+        let record = try CapsuleRunner.run(name: name, hostname: hostname, command: cmd, network: net ? (ip ?? "") : nil)
         print(record.name)
     }
 }

@@ -34,6 +34,8 @@ public struct FileRecord: Codable, Sendable {
     public var timerTicks: UInt64?
     /// signalfd mask.
     public var signalMask: UInt64?
+    /// TCP and UDP sockets: addresses, options, an established connection's repair state.
+    public var socket: SocketRecord?
     /// An fd that came from outside (a terminal or a pipe of the shell): on restore it is
     /// connected to the restoring command's own stdin, stdout or stderr.
     public var inheritedFrom: Int32?

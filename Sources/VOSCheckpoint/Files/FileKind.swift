@@ -46,7 +46,7 @@ extension FileKind {
 enum FileKinds {
     static let all: [any FileKind.Type] = [
         InheritedStream.self, OpenPath.self, Memfd.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self,
-        FIFO.self, Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self,
+        FIFO.self, Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self, TCPSocket.self, UDPSocket.self,
     ]
 
     static func kind(tag: String) -> (any FileKind.Type)? { all.first { $0.tag == tag } }
@@ -110,6 +110,8 @@ final class FileRestoreContext {
     /// A pidfd of vos itself, opened before any stub is cloned so that every stub inherits it
     /// at this number: a stub in another PID namespace could not open one (vos has no PID there).
     let vosPidfd: Int32
+    /// The restored capsule's network namespace (when it has one of its own): sockets are made in it.
+    var networkNamespace: Int32?
 
     init(image: ImageReader) throws {
         self.image = image
