@@ -23,9 +23,9 @@ struct SysVIPCTests {
         return Dictionary(uniqueKeysWithValues: (entries.first { $0.name == name }?.processes ?? []).map { ($0.pid, $0.hostPID) })
     }
 
-    /// The fields of vos-test-sysv's report lines ("counter=..." lines), oldest first.
+    /// The fields of vos-test-sysv's report lines ("lone=... counter=..." lines), oldest first.
     func reports(_ path: String) -> [[String: String]] {
-        lines(path).filter { $0.hasPrefix("counter=") }.map { line in
+        lines(path).filter { $0.hasPrefix("lone=") }.map { line in
             var fields: [String: String] = [:]
             for kv in line.split(separator: " ") {
                 let p = kv.split(separator: "=", maxSplits: 1)
@@ -38,7 +38,7 @@ struct SysVIPCTests {
     func number(_ r: [String: String]?, _ key: String) -> Int { r.flatMap { $0[key] }.flatMap { Int($0) } ?? -1 }
 
     /// What names the objects: ids, what the keys lead to, size, mode, attachments, values.
-    static let identity = ["shmid", "bykey", "size", "nattch", "mode", "semid", "sembykey", "sem1", "sem2", "msgid", "msgbykey", "msgs", "note"]
+    static let identity = ["shmid", "bykey", "size", "nattch", "mode", "semid", "sembykey", "sem1", "sem2", "msgid", "msgbykey", "msgs", "note", "lone"]
 
     func start(_ f: Fixture, name: String, report: String) throws {
         let r = try vos(f, ["run", "--name", name, "--", Products.path("vos-test-sysv"), report])
@@ -73,7 +73,7 @@ struct SysVIPCTests {
         #expect(progressed, "before \(before)\nafter \(after): the parent no longer sees the child's increments")
         for key in Self.identity { #expect(after[key] == before[key], "\(key): before \(before[key] ?? "-"), after \(after[key] ?? "-")") }
         #expect(reports(report).allSatisfy { $0["consistent"] == "1" }, "an increment happened outside the lock")
-        #expect(after["size"] == "65536" && after["mode"] == "640")
+        #expect(after["size"] == "65536" && after["mode"] == "640" && after["lone"] == "kept-by-the-namespace")
 
         // The queued messages, in order, with their types.
         let parent = try #require(hosts[2])

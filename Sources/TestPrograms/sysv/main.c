@@ -6,7 +6,8 @@
  * its read-write and a read-only attachment), whether the counter and its copy agree under
  * the lock, the ids, what the keys lead to now (shmget/semget/msgget(key, 0, 0)), the
  * segment's size, attachments and mode (shmctl IPC_STAT), the semaphores' values (semctl
- * GETVAL) and the number of messages in a queue holding three. On SIGUSR1 it takes the
+ * GETVAL), the number of messages in a queue holding three, and the text in a segment that
+ * nobody keeps attached (attached for a moment to read it). On SIGUSR1 it takes the
  * messages and writes "msg type=T text=S" for each. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -68,6 +69,12 @@ int main(int argc, char **argv) {
     }
     shmctl(privid, IPC_RMID, NULL); /* lives on while attached */
     strcpy(rw->note, "written-before-the-checkpoint");
+    /* A segment nobody keeps attached: only the IPC namespace holds it. */
+    key_t lonekey = ftok(argv[0], 'L');
+    char *lone = shmat(shmget(lonekey, 4096, IPC_CREAT | IPC_EXCL | 0600), NULL, 0);
+    if (lone == (void *)-1) { perror("vos-test-sysv: lone segment"); return 1; }
+    strcpy(lone, "kept-by-the-namespace");
+    shmdt(lone);
     const char *texts[] = {"one", "two", "three"};
     for (long i = 0; i < 3; i++) {
         struct { long type; char text[16]; } m = {i + 1, {0}};
@@ -99,10 +106,16 @@ int main(int argc, char **argv) {
         struct msqid_ds mq = {0};
         shmctl(shmid, IPC_STAT, &ds);
         msgctl(msgid, IPC_STAT, &mq);
+        char loneText[64] = "-";
+        const char *l = shmat(shmget(lonekey, 0, 0), NULL, SHM_RDONLY);
+        if (l != (void *)-1) {
+            snprintf(loneText, sizeof loneText, "%s", l);
+            shmdt(l);
+        }
         fprintf(out,
-                "counter=%lu ro=%lu private=%lu consistent=%d shmid=%d bykey=%d size=%zu nattch=%lu mode=%o "
+                "lone=%s counter=%lu ro=%lu private=%lu consistent=%d shmid=%d bykey=%d size=%zu nattch=%lu mode=%o "
                 "semid=%d sembykey=%d sem1=%d sem2=%d msgid=%d msgbykey=%d msgs=%lu note=%s\n",
-                counter, ro->counter, *priv, counter == copy, shmid, shmget(shmkey, 0, 0), ds.shm_segsz,
+                loneText, counter, ro->counter, *priv, counter == copy, shmid, shmget(shmkey, 0, 0), ds.shm_segsz,
                 (unsigned long)ds.shm_nattch, ds.shm_perm.mode & 0777, semid, semget(semkey, 0, 0), semctl(semid, 1, GETVAL),
                 semctl(semid, 2, GETVAL), msgid, msgget(msgkey, 0), (unsigned long)mq.msg_qnum, rw->note);
         fflush(out);
