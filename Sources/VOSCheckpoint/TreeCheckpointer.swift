@@ -7,14 +7,18 @@ import VOSLinux
 
 public enum TreeCheckpointer {
     /// `capsule` is written into the image with the clocks of the root's time namespace.
+    /// `network`: the capsule's own network, cut off while its sockets are dumped.
     public static func checkpoint(root: PID, imageDirectory: String, leaveRunning: Bool,
-                                  capsule: (name: String, hostname: String, command: [String])?) throws -> CheckpointSummary {
+                                  capsule: (name: String, hostname: String, command: [String])?,
+                                  network: CheckpointNetwork? = nil) throws -> CheckpointSummary {
         let start = Kernel.monotonicNanos()
         let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
         let writer = try step(what) { try ImageWriter(directory: imageDirectory) }
         var frozen: [FrozenProcess] = []
         func undo() {
+            TCPSocket.leaveRepair(pids: frozen.map(\.pid))
             for f in frozen.reversed() { f.thaw() }
+            network?.reconnect()
             writer.discard()
         }
         do {
@@ -39,6 +43,8 @@ public enum TreeCheckpointer {
             let ipc = try step("\(what) while saving its System V IPC objects") {
                 try SysVObjects.save(root: root, writer: writer, innerPIDs: Dictionary(members.map { ($0.hostPID, $0.shape.pid) }) { a, _ in a })
             }
+            // Before any socket is dumped: the old kernel must stop acknowledging data (probe 13).
+            try network.map { n in try step("\(what) while cutting its network off") { try n.cut() } }
 
             var records: [ProcessRecord] = []
             var bytes: UInt64 = 0
@@ -58,14 +64,17 @@ public enum TreeCheckpointer {
             }
             markSharedFiles(&records, hosts: members.filter { !$0.isZombie }.map(\.hostPID))
             for r in records { try writer.writeProcess(r, name: TreeRecord.processPart(r.pid)) }
-            let info = try capsule.map { c in
+            var info = try capsule.map { c in
                 let clocks = try capsuleClocks(root: root, frozenAtNanos: frozenAt)
                 return CapsuleInfo(name: c.name, hostname: c.hostname, command: c.command, monotonicNanos: clocks.monotonic, boottimeNanos: clocks.boottime)
             }
+            info?.network = network?.info
             try FaultInjection.check("checkpoint-before-manifest")
             try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info, ipc: ipc), root: records[0], machine: MachineInfo.current())
             if leaveRunning {
+                TCPSocket.leaveRepair(pids: frozen.map(\.pid))
                 for f in frozen.reversed() { f.thaw() }
+                network?.reconnect()
             } else {
                 // Descendants first (we reap them, as their tracer), then the root, whose parent
                 // is outside the tree: its kill waits for that parent to free the root's PID.
@@ -118,6 +127,20 @@ public enum TreeCheckpointer {
         let bootNow = Kernel.boottimeNanos()
         let elapsed = Int64(Kernel.monotonicNanos() - frozenAtNanos)
         return (Int64(frozenAtNanos) + (offsets["monotonic"] ?? 0), Int64(bootNow) - elapsed + (offsets["boottime"] ?? 0))
+    }
+}
+
+/// A capsule's network during its checkpoint: recorded in the image, cut off (its veth down)
+/// after the freeze, reconnected when the capsule goes on (`--leave-running`, or a failure).
+public struct CheckpointNetwork {
+    public var info: CapsuleNetworkInfo
+    public var cut: () throws -> Void
+    public var reconnect: () -> Void
+
+    public init(info: CapsuleNetworkInfo, cut: @escaping () throws -> Void, reconnect: @escaping () -> Void) {
+        self.info = info
+        self.cut = cut
+        self.reconnect = reconnect
     }
 }
 

@@ -17,7 +17,10 @@ public struct TreeRestoreSummary: Codable, Sendable {
 }
 
 public enum TreeRestorer {
-    public static func restore(image: ImageReader, namespaces: NamespaceSet, hostname: String) throws -> TreeRestoreSummary {
+    /// `prepare` runs once the namespaces exist, before any process is rebuilt (a capsule's
+    /// network is set up there: its sockets are made inside it).
+    public static func restore(image: ImageReader, namespaces: NamespaceSet, hostname: String,
+                               prepare: (PID) throws -> Void = { _ in }) throws -> TreeRestoreSummary {
         let start = Kernel.monotonicNanos()
         guard let tree = image.tree else { throw CheckpointError("cannot restore", reason: "the image holds no process tree") }
         let files = try FileRestoreContext(image: image)
@@ -31,6 +34,8 @@ public enum TreeRestorer {
         var stubs: [PID: Tracee] = [:]
         do {
             stubs[tree.processes[0].pid] = try Stub.seize(rootPID)
+            if namespaces.contains(.net) { files.networkNamespace = files.track(try NetworkNamespace.open(of: rootPID)) }
+            try prepare(rootPID)
             if let ipc = tree.ipc { try step("cannot restore the capsule's System V IPC objects") { try SysVObjects.restore(ipc, image: image, root: rootPID) } }
             let oldAffinity = Kernel.pinCallingThread(to: (try? ProcStat.read("/proc/\(rootPID)/stat").lastCPU) ?? 0)
             defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }

@@ -49,6 +49,8 @@ public struct CapsuleInfo: Codable, Sendable, Equatable {
     /// capsule's time-namespace offset): a restore sets offsets so they continue from there.
     public var monotonicNanos: Int64
     public var boottimeNanos: Int64
+    /// With `--net`: the capsule's own network namespace, its address and MAC on the bridge.
+    public var network: CapsuleNetworkInfo?
 
     public init(name: String, hostname: String, command: [String], monotonicNanos: Int64, boottimeNanos: Int64) {
         self.name = name
