@@ -1,0 +1,52 @@
+// The vos-bench command: measures the ceilings, then checkpoint and restore, and reports.
+import ArgumentParser
+import Foundation
+import VOSLinux
+
+struct VOSBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vos-bench",
+        abstract: "Measure checkpoint and restore against this machine's copy, tmpfs and TCP ceilings.",
+        discussion:
+            "Needs root (ptrace, process_vm_readv) and release builds of vos-test-memhog and vos-test-counter "
+            + "next to this binary."
+    )
+
+    @Flag(help: "Fewer runs, 256 MiB ceilings, no 1 GiB case: under a minute.")
+    var quick = false
+
+    @Flag(help: "Print the report as JSON on stdout (the table then goes to stderr).")
+    var json = false
+
+    func run() throws {
+        // Restored processes are our children (the restore stub is cloned here); whatever they
+        // leave orphaned must come back to us to be reaped, not to init.
+        try Kernel.becomeSubreaper()
+        try Scratch.create()
+        Interruption.install()
+        defer {
+            Children.shared.stopAll()
+            Scratch.removeAll()
+        }
+        let plan = Plan.make(quick: quick)
+        let loadBefore = Report.loadAverage()
+        // The small process first, while this process is as small as a fresh `vos restore`:
+        // the restore stub starts as a fork of it (see SmallResult.restorerResidentBytes).
+        let small = try SmallScenario.run(runs: plan.smallRuns)
+        let ceilings = try Ceilings.measure(plan)
+        let large = try zip(plan.memhogSizes, plan.memhogRuns).map { try LargeScenario.run(mib: $0, runs: $1) }
+        let largeLive = try LeaveRunningScenario.memhog(mib: 256, runs: plan.leaveRunningRuns)
+
+        var report = Report(
+            date: ISO8601DateFormatter().string(from: Date()), command: CommandLine.arguments.joined(separator: " "),
+            machine: .current(), plan: plan, loadAverageBefore: loadBefore, loadAverageAfter: Report.loadAverage(),
+            ceilings: ceilings, large: large, largeLeaveRunning: largeLive, small: small)
+        report.checkGoals()
+        if json {
+            fputs(report.table() + "\n", stderr)
+            print(try report.json())
+        } else {
+            print(report.table())
+        }
+    }
+}
