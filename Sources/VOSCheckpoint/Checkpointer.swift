@@ -57,7 +57,13 @@ public enum Checkpointer {
             try step("\(what) while writing the image to \(imageDirectory)") {
                 try writer.finish(process: record, machine: MachineInfo.current())
             }
-            if leaveRunning { frozen.thaw() } else { frozen.kill() }
+            // TCP connections were dumped in repair mode: a killed process closes them silently.
+            if leaveRunning {
+                TCPSocket.leaveRepair(pids: [pid])
+                frozen.thaw()
+            } else {
+                frozen.kill()
+            }
             let thawed = Kernel.monotonicNanos()
             frozen.waitUntilReaped()
             let end = Kernel.monotonicNanos()
@@ -66,6 +72,7 @@ public enum Checkpointer {
                 pagesStored: pages / pageSize, bytesStored: pages, frozenMilliseconds: Double(thawed - frozenAt) / 1e6,
                 totalMilliseconds: Double(end - start) / 1e6, leftRunning: leaveRunning)
         } catch {
+            TCPSocket.leaveRepair(pids: [pid])
             frozen.thaw()
             writer.discard()
             if error is CheckpointError { throw error }

@@ -155,6 +155,14 @@ struct CapsuleNetworkTests {
         return (values.count, values.enumerated().allSatisfy { $0.offset == $0.element }, l.first { $0.hasPrefix("error") })
     }
 
+    /// Whether a process of the image has an established TCP connection saved for TCP_REPAIR.
+    func imageHoldsConnection(_ image: String) -> Bool {
+        let parts = (try? FileManager.default.contentsOfDirectory(atPath: image)) ?? []
+        return parts.filter { $0.hasPrefix("process-") }.contains {
+            ((try? String(contentsOfFile: image + "/" + $0, encoding: .utf8)) ?? "").contains("sendSequence")
+        }
+    }
+
     /// An HTTP GET from the host; the body, or nil when nothing answers within 3 s.
     func get(_ url: String) -> String? {
         let r = shell(python3, ["-c", "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())", url])
@@ -200,8 +208,14 @@ struct CapsuleNetworkTests {
         try #require(started, "the client never got going: \(lines(out))")
         #expect(waitUntil { echoes(out).count >= 20 })
 
+        // A checkpoint that leaves the capsule running hands the connection back out of repair mode.
+        try n.checkpoint("echo", image: "img0", leaveRunning: true)
+        let running = echoes(out).count
+        #expect(waitUntil(15) { echoes(out).count >= running + 20 || echoes(out).error != nil }, "\(lines(out).suffix(3))")
+
         try n.checkpoint("echo", image: "img")
         let before = echoes(out).count
+        #expect(imageHoldsConnection(n.f.path("img")), "the image holds no established TCP connection")
         usleep(500_000)
         try n.restore("img")
         #expect(waitUntil(30) { echoes(out).count >= before + 30 || echoes(out).error != nil })
@@ -227,6 +241,7 @@ struct CapsuleNetworkTests {
 
         try n.checkpoint("caller", image: "img")
         let before = echoes(out).count
+        #expect(imageHoldsConnection(n.f.path("img")), "the image holds no established TCP connection")
         usleep(500_000)
         try n.restore("img")
         #expect(waitUntil(30) { echoes(out).count >= before + 30 || echoes(out).error != nil })
