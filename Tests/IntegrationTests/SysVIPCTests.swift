@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import Testing
+import VOSLinux
 
 @Suite(.serialized)
 struct SysVIPCTests {
@@ -35,6 +36,13 @@ struct SysVIPCTests {
         }
     }
 
+    /// A process's System V mappings as /proc/PID/maps shows them (addresses, permissions,
+    /// offset, segment id, "/SYSV<key> (deleted)").
+    func sysvMappings(_ host: Int32) -> [String] {
+        let text = String(decoding: (try? ProcFile.read("/proc/\(host)/maps")) ?? [], as: UTF8.self)
+        return text.split(separator: "\n").filter { $0.contains("/SYSV") }.map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+    }
+
     func number(_ r: [String: String]?, _ key: String) -> Int { r.flatMap { $0[key] }.flatMap { Int($0) } ?? -1 }
 
     /// What names the objects: ids, what the keys lead to, size, mode, attachments, values.
@@ -56,6 +64,9 @@ struct SysVIPCTests {
         defer { f.cleanup() }
         let report = f.path("sysv.txt")
         try start(f, name: "sysv", report: report)
+        var mappingsBefore: [Int32: [String]] = [:]
+        for (pid, host) in try hostPIDs(f, "sysv") where pid > 1 { mappingsBefore[pid] = sysvMappings(host) }
+        #expect(mappingsBefore[2]?.count == 6, "\(mappingsBefore)")
         let cp = try vos(f, ["checkpoint", "sysv", "--image", f.path("img")])
         try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
         let before = try #require(reports(report).last)
@@ -64,10 +75,16 @@ struct SysVIPCTests {
         let rs = try vos(f, ["restore", f.path("img")])
         try #require(rs.status == 0, "restore: \(rs.stderr)")
         let hosts = try hostPIDs(f, "sysv")
+        // The same attachments at the same addresses: System V mappings, not memfds, with the
+        // reshaped one's hole and read-only page.
+        for pid: Int32 in [2, 3] {
+            let now = sysvMappings(try #require(hosts[pid]))
+            #expect(now == mappingsBefore[pid], "pid \(pid): before \(mappingsBefore[pid] ?? [])\nafter \(now)")
+        }
         for h in hosts.values { f.adopt(h) }
         let progressed = waitUntil {
             let now = reports(report).last
-            return ["counter", "ro", "private"].allSatisfy { number(now, $0) >= number(before, $0) + 20 }
+            return ["counter", "ro", "tail", "private"].allSatisfy { number(now, $0) >= number(before, $0) + 20 }
         }
         let after = try #require(reports(report).last)
         #expect(progressed, "before \(before)\nafter \(after): the parent no longer sees the child's increments")

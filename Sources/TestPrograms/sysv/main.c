@@ -4,7 +4,8 @@
  * second counter in a private segment removed (IPC_RMID) while both still have it attached.
  * The parent appends a line to argv[1] every 50 ms with what it sees: the counters (through
  * its read-write and a read-only attachment), whether the counter and its copy agree under
- * the lock, the ids, what the keys lead to now (shmget/semget/msgget(key, 0, 0)), the
+ * the lock, the counter's mirror read through a third attachment whose first page is unmapped
+ * and third read-only, the ids, what the keys lead to now (shmget/semget/msgget(key, 0, 0)), the
  * segment's size, attachments and mode (shmctl IPC_STAT), the semaphores' values (semctl
  * GETVAL), the number of messages in a queue holding three, and the text in a segment that
  * nobody keeps attached (attached for a moment to read it). On SIGUSR1 it takes the
@@ -17,6 +18,7 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
+#include <sys/mman.h>
 #include <sys/shm.h>
 #include <unistd.h>
 
@@ -68,6 +70,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     shmctl(privid, IPC_RMID, NULL); /* lives on while attached */
+    /* A third attachment, reshaped: its first page unmapped, its third made read-only. The
+     * child mirrors the counter at offset 32 KiB, which the parent reads through it. */
+    char *tail = shmat(shmid, NULL, 0);
+    if (tail == (void *)-1 || munmap(tail, 4096) != 0 || mprotect(tail + 8192, 4096, PROT_READ) != 0) {
+        perror("vos-test-sysv: reshaped attachment");
+        return 1;
+    }
+    volatile unsigned long *mirror = (volatile unsigned long *)((char *)rw + 32768);
+    const volatile unsigned long *viaTail = (const volatile unsigned long *)(tail + 32768);
     strcpy(rw->note, "written-before-the-checkpoint");
     /* A segment nobody keeps attached: only the IPC namespace holds it. */
     key_t lonekey = ftok(argv[0], 'L');
@@ -88,6 +99,7 @@ int main(int argc, char **argv) {
             rw->counter++;
             usleep(100);
             rw->copy = rw->counter;
+            *mirror = rw->counter;
             semop1(semid, 1);
             (*priv)++;
             usleep(10 * 1000);
@@ -113,9 +125,9 @@ int main(int argc, char **argv) {
             shmdt(l);
         }
         fprintf(out,
-                "lone=%s counter=%lu ro=%lu private=%lu consistent=%d shmid=%d bykey=%d size=%zu nattch=%lu mode=%o "
+                "lone=%s counter=%lu ro=%lu tail=%lu private=%lu consistent=%d shmid=%d bykey=%d size=%zu nattch=%lu mode=%o "
                 "semid=%d sembykey=%d sem1=%d sem2=%d msgid=%d msgbykey=%d msgs=%lu note=%s\n",
-                loneText, counter, ro->counter, *priv, counter == copy, shmid, shmget(shmkey, 0, 0), ds.shm_segsz,
+                loneText, counter, ro->counter, *viaTail, *priv, counter == copy, shmid, shmget(shmkey, 0, 0), ds.shm_segsz,
                 (unsigned long)ds.shm_nattch, ds.shm_perm.mode & 0777, semid, semget(semkey, 0, 0), semctl(semid, 1, GETVAL),
                 semctl(semid, 2, GETVAL), msgid, msgget(msgkey, 0), (unsigned long)mq.msg_qnum, rw->note);
         fflush(out);
