@@ -46,7 +46,7 @@ struct SysVIPCTests {
     func number(_ r: [String: String]?, _ key: String) -> Int { r.flatMap { $0[key] }.flatMap { Int($0) } ?? -1 }
 
     /// What names the objects: ids, what the keys lead to, size, mode, attachments, values.
-    static let identity = ["shmid", "bykey", "size", "nattch", "mode", "semid", "sembykey", "sem1", "sem2", "msgid", "msgbykey", "msgs", "note", "lone"]
+    static let identity = ["shmid", "bykey", "size", "nattch", "mode", "semid", "sembykey", "sem1", "sem2", "sem1pid", "msgid", "msgbykey", "msgs", "note", "lone"]
 
     func start(_ f: Fixture, name: String, report: String) throws {
         let r = try vos(f, ["run", "--name", name, "--", Products.path("vos-test-sysv"), report])
@@ -70,7 +70,7 @@ struct SysVIPCTests {
         let cp = try vos(f, ["checkpoint", "sysv", "--image", f.path("img")])
         try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
         let before = try #require(reports(report).last)
-        #expect(before["bykey"] == before["shmid"] && before["sem1"] == "7" && before["sem2"] == "42" && before["msgs"] == "3", "\(before)")
+        #expect(before["bykey"] == before["shmid"] && before["sem1"] == "7" && before["sem2"] == "42" && before["sem1pid"] == "2" && before["msgs"] == "3", "\(before)")
 
         let rs = try vos(f, ["restore", f.path("img")])
         try #require(rs.status == 0, "restore: \(rs.stderr)")

@@ -4,12 +4,13 @@
  * second counter in a private segment removed (IPC_RMID) while both still have it attached.
  * The parent appends a line to argv[1] every 50 ms with what it sees: the counters (through
  * its read-write and a read-only attachment), whether the counter and its copy agree under
- * the lock, the counter's mirror read through a third attachment whose first page is unmapped
- * and third read-only, the ids, what the keys lead to now (shmget/semget/msgget(key, 0, 0)), the
- * segment's size, attachments and mode (shmctl IPC_STAT), the semaphores' values (semctl
- * GETVAL), the number of messages in a queue holding three, and the text in a segment that
- * nobody keeps attached (attached for a moment to read it). On SIGUSR1 it takes the
- * messages and writes "msg type=T text=S" for each. */
+ * the lock, the counter's mirror read through a third attachment whose first page is
+ * unmapped and third read-only, the ids, what the keys lead to now (shmget/semget/msgget(key,
+ * 0, 0)), the segment's size, attachments and mode (shmctl IPC_STAT), the semaphores' values
+ * (semctl GETVAL) and the last process to set semaphore 1 (GETPID: the parent, by SETALL),
+ * the number of messages in a queue holding three, and the text in a segment that nobody
+ * keeps attached (attached for a moment to read it). On SIGUSR1 it takes the messages and
+ * writes "msg type=T text=S" for each. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
@@ -126,10 +127,10 @@ int main(int argc, char **argv) {
         }
         fprintf(out,
                 "lone=%s counter=%lu ro=%lu tail=%lu private=%lu consistent=%d shmid=%d bykey=%d size=%zu nattch=%lu mode=%o "
-                "semid=%d sembykey=%d sem1=%d sem2=%d msgid=%d msgbykey=%d msgs=%lu note=%s\n",
+                "semid=%d sembykey=%d sem1=%d sem2=%d sem1pid=%d msgid=%d msgbykey=%d msgs=%lu note=%s\n",
                 loneText, counter, ro->counter, *viaTail, *priv, counter == copy, shmid, shmget(shmkey, 0, 0), ds.shm_segsz,
                 (unsigned long)ds.shm_nattch, ds.shm_perm.mode & 0777, semid, semget(semkey, 0, 0), semctl(semid, 1, GETVAL),
-                semctl(semid, 2, GETVAL), msgid, msgget(msgkey, 0), (unsigned long)mq.msg_qnum, rw->note);
+                semctl(semid, 2, GETVAL), semctl(semid, 1, GETPID), msgid, msgget(msgkey, 0), (unsigned long)mq.msg_qnum, rw->note);
         fflush(out);
         usleep(50 * 1000);
     }
