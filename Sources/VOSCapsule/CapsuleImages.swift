@@ -11,7 +11,7 @@ public enum CapsuleImages {
         guard record.isRunning else { throw CapsuleError("cannot checkpoint capsule \"\(name)\": it is not running") }
         return try TreeCheckpointer.checkpoint(
             root: record.initPID, imageDirectory: imageDirectory, leaveRunning: leaveRunning,
-            capsule: (record.name, record.hostname, record.command),
+            capsule: (record.name, record.hostname, record.command, record.tty),
             network: record.network.map { n in
                 CheckpointNetwork(info: n, cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
@@ -43,7 +43,7 @@ public enum CapsuleImages {
             var record = CapsuleRecord(
                 name: name, hostname: info.hostname, command: info.command, initPID: summary.rootHostPID,
                 pidNamespace: Namespaces.identity(of: summary.rootHostPID, "pid") ?? "", created: Date().timeIntervalSince1970,
-                tty: false, ip: info.network?.address)
+                tty: info.tty ?? false, ip: info.network?.address)
             record.network = info.network
             try registry.save(record)
             if let n = info.network {

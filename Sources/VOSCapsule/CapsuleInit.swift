@@ -6,7 +6,9 @@ import Glibc
 import VOSLinux
 
 public enum CapsuleInit {
-    public static func run(hostname: String, logPath: String, exitStatusPath: String, command: [String]) -> Never {
+    /// `terminal`: the attach FIFOs of a --tty capsule (its command then runs on a pty).
+    public static func run(hostname: String, logPath: String, exitStatusPath: String, command: [String],
+                           terminal: (input: String, output: String)? = nil) -> Never {
         _ = vosCloseFrom(3)
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
@@ -19,6 +21,20 @@ public enum CapsuleInit {
             try Namespaces.setHostname(hostname)
         } catch {
             fail("vos capsule init: \(error)")
+        }
+        if let terminal {
+            do {
+                try CapsuleTerminal.mountDevpts()
+                let pty = try CapsuleTerminal.openPty()
+                // Read-write, so that neither open blocks and neither end ever sees EOF.
+                let input = open(terminal.input, O_RDWR | O_NONBLOCK | O_CLOEXEC)
+                let output = open(terminal.output, O_RDWR | O_NONBLOCK | O_CLOEXEC)
+                guard input >= 0, output >= 0 else { fail("vos capsule init: cannot open the attach FIFOs: \(String(cString: strerror(errno)))") }
+                let child = CapsuleTerminal.spawn(command, slave: pty.slave)
+                CapsuleTerminal.relay(master: pty.master, input: input, output: output, child: child, exitStatusPath: exitStatusPath)
+            } catch {
+                fail("vos capsule init: \(error)")
+            }
         }
         let child = spawn(command)
         var mainStatus: Int32 = 0

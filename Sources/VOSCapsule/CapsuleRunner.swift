@@ -6,8 +6,9 @@ import VOSLinux
 public enum CapsuleRunner {
     public static let namespaces: NamespaceSet = [.pid, .uts, .ipc, .mount, .time]
 
+    /// `tty`: run CMD on a pseudo-terminal of the capsule's own, reachable with `vos attach`.
     /// `network`: with `--net`, the requested address ("" for the first free one).
-    public static func run(name: String, hostname: String?, command: [String], network: String? = nil,
+    public static func run(name: String, hostname: String?, command: [String], tty: Bool = false, network: String? = nil,
                            registry: CapsuleRegistry = .init()) throws -> CapsuleRecord {
         guard let first = command.first else { throw CapsuleError("no command given: vos run --name NAME -- CMD ARGS...") }
         guard resolve(first) != nil else { throw CapsuleError("cannot run \"\(first)\": command not found") }
@@ -15,12 +16,20 @@ public enum CapsuleRunner {
         do {
             let exe = try ProcFile.link("/proc/self/exe")
             let host = hostname ?? name
+            var args = ["capsule-init", "--hostname", host, "--log", registry.logPath(name),
+                        "--exit-status", registry.exitStatusPath(name)]
+            if tty {
+                let dir = registry.directory(name)
+                for fifo in [CapsuleTerminal.inputPath(dir), CapsuleTerminal.outputPath(dir)] {
+                    try checked("mkfifo", fifo) { mkfifo(fifo, 0o600) }
+                }
+                args += ["--tty-input", CapsuleTerminal.inputPath(dir), "--tty-output", CapsuleTerminal.outputPath(dir)]
+            }
             let net = try network.map { try CapsuleNetwork.plan(requested: $0.isEmpty ? nil : $0, name: name, registry: registry) }
             // With a network, CMD waits until vos has configured eth0 from outside.
             let ready = registry.directory(name) + "/network-ready"
             let waiting = net == nil ? command : ["/bin/sh", "-c", "while [ ! -e \"$0\" ]; do sleep 0.01; done; exec \"$@\"", ready] + command
-            let args = ["capsule-init", "--hostname", host, "--log", registry.logPath(name),
-                        "--exit-status", registry.exitStatusPath(name), "--"] + waiting
+            args += ["--"] + waiting
             let env = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
             let pid = try Namespaces.spawn(net == nil ? namespaces : namespaces.union(.net), executable: exe, arguments: args, environment: env)
             if let net {
@@ -36,7 +45,7 @@ public enum CapsuleRunner {
             }
             var record = CapsuleRecord(
                 name: name, hostname: host, command: command, initPID: pid,
-                pidNamespace: Namespaces.identity(of: pid, "pid") ?? "", created: Date().timeIntervalSince1970, tty: false, ip: net?.address)
+                pidNamespace: Namespaces.identity(of: pid, "pid") ?? "", created: Date().timeIntervalSince1970, tty: tty, ip: net?.address)
             record.network = net
             try registry.save(record)
             return record

@@ -18,9 +18,21 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Runs `body`; any error it throws is wrapped with `context` (unless already a CheckpointError).
+/// With `VOS_TRACE=1` in the environment, each step's duration goes to stderr.
 func step<T>(_ context: @autoclosure () -> String, _ body: () throws -> T) throws -> T {
+    let start = StepTrace.enabled ? Kernel.monotonicNanos() : 0
+    defer { if StepTrace.enabled { StepTrace.report(context(), since: start) } }
     do { return try body() } catch let e as CheckpointError { throw e } catch {
         throw CheckpointError(context(), cause: error)
+    }
+}
+
+enum StepTrace {
+    static let enabled = getenvString("VOS_TRACE") == "1"
+
+    static func report(_ what: String, since start: UInt64) {
+        let line = "vos: \(what): \(Double(Kernel.monotonicNanos() - start) / 1000) us\n"
+        _ = line.withCString { write(2, $0, strlen($0)) }
     }
 }
 
@@ -35,6 +47,7 @@ enum FaultInjection {
 }
 
 import Glibc
+import VOSLinux
 
 func getenvString(_ name: String) -> String? {
     guard let v = getenv(name) else { return nil }

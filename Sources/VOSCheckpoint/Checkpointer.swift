@@ -54,17 +54,26 @@ public enum Checkpointer {
         do {
             let (record, pages) = try collect(pid: pid, frozen: frozen, stat: stat, writer: writer)
             try FaultInjection.check("checkpoint-before-manifest")
-            try step("\(what) while writing the image to \(imageDirectory)") {
-                try writer.finish(process: record, machine: MachineInfo.current())
+            let write = {
+                try step("\(what) while writing the image to \(imageDirectory)") {
+                    try writer.finish(process: record, machine: MachineInfo.current())
+                }
             }
             // TCP connections were dumped in repair mode: a killed process closes them silently.
+            let thawed: UInt64
             if leaveRunning {
+                // The state is all in memory and the pages on disk: the process may go on before
+                // the records are encoded and written.
                 TCPSocket.leaveRepair(pids: [pid])
                 frozen.thaw()
+                thawed = Kernel.monotonicNanos()
+                try write()
             } else {
+                // The image must be complete before the only copy of the process goes.
+                try write()
                 frozen.kill()
+                thawed = Kernel.monotonicNanos()
             }
-            let thawed = Kernel.monotonicNanos()
             frozen.waitUntilReaped()
             let end = Kernel.monotonicNanos()
             return CheckpointSummary(

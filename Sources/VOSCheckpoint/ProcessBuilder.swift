@@ -26,7 +26,7 @@ enum ProcessBuilder {
     static func build(tracee: Tracee, image: ProcessImage, files: FileRestoreContext, newPID: Bool, newSession: Bool) throws -> BuiltProcess {
         let p = image.record
         let pid = tracee.tid
-        let stubRegions = try MemoryMap.read(pid: pid)
+        let stubRegions = try MemoryMap.readRanges(pid: pid)
         let stubStatus = try ProcStatus.read("/proc/\(pid)/status")
         let task = RemoteTask(tracee: tracee, pid: pid, savedRegisters: try tracee.registers(),
                               syscallSite: try SyscallSite.find(pid: pid, in: stubRegions), scratch: RemoteAddress(0), scratchSize: 0)
@@ -83,8 +83,8 @@ enum ProcessBuilder {
         // The gadget page cannot unmap itself while it runs the call: use a syscall
         // instruction of the restored vdso instead.
         try step("removing the restorer's gadget page") {
-            let now = try MemoryMap.read(pid: pid).filter { !($0.start <= hole && hole < $0.end) }
-            task.syscallSite = try SyscallSite.find(pid: pid, in: now)
+            // The restored layout is the saved one: no need to read it back.
+            task.syscallSite = try SyscallSite.find(pid: pid, in: records.map(\.region))
             try task.call("munmap(gadget)", .munmap, hole.raw, RestoreMemory.gadgetBytes)
         }
         return BuiltProcess(pid: pid, tasks: tasks)

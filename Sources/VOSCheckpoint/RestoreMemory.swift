@@ -57,7 +57,7 @@ enum RestoreMemory {
         let block = records.filter { ["[vvar]", "[vvar_vclock]", "[vdso]"].contains($0.region.path) }
         guard let start = block.map(\.region.start).min() else { return }
         try task.call("arch_prctl(ARCH_MAP_VDSO_64)", .archPrctl, UInt64(VOS_ARCH_MAP_VDSO_64), start.raw)
-        let now = try MemoryMap.read(pid: task.pid).filter { $0.isSpecial && $0.path != "[vsyscall]" }
+        let now = try MemoryMap.readRanges(pid: task.pid).filter { $0.isSpecial && $0.path != "[vsyscall]" }
         for saved in block where !now.contains(where: { $0.path == saved.region.path && $0.start == saved.region.start && $0.end == saved.region.end }) {
             throw CheckpointError("cannot restore", reason: "this kernel's \(saved.region.path) differs from the image's (\(saved.region.start)-\(saved.region.end)); the image comes from another kernel build")
         }

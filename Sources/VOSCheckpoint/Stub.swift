@@ -115,13 +115,17 @@ enum NamespaceStub {
     /// other threads), reports over a pipe, then waits to be taken over. With `timeOffsets`, vos
     /// first enters a new time namespace for its children with those CLOCK_MONOTONIC and
     /// CLOCK_BOOTTIME offsets (they can only be set before any process is in it: probe 10).
-    static func spawn(_ namespaces: NamespaceSet, hostname: String, timeOffsets: (monotonic: Int64, boottime: Int64)?) throws -> PID {
+    /// `devpts`: mount a devpts instance of its own (a capsule with a terminal).
+    static func spawn(_ namespaces: NamespaceSet, hostname: String, timeOffsets: (monotonic: Int64, boottime: Int64)?,
+                      devpts: Bool = false) throws -> PID {
         if let t = timeOffsets { try enterTimeNamespace(t) }
         var ready: [Int32] = [0, 0]
         try checked("pipe2", "the namespace stub's readiness pipe") { vos_pipe2(&ready, O_CLOEXEC) }
         defer { close(ready[0]) }
         let host = strdup(hostname)!, proc = strdup("proc")!, procPath = strdup("/proc")!, root = strdup("/")!
-        defer { free(host); free(proc); free(procPath); free(root) }
+        let pts = strdup("devpts")!, ptsPath = strdup("/dev/pts")!, ptsOptions = strdup("newinstance,ptmxmode=0666,mode=0620")!
+        let ptmx = strdup("/dev/pts/ptmx")!, ptmxPath = strdup("/dev/ptmx")!
+        defer { for p in [host, proc, procPath, root, pts, ptsPath, ptsOptions, ptmx, ptmxPath] { free(p) } }
         var args = vos_clone_args()
         args.flags = namespaces.subtracting(.time).rawValue
         args.exit_signal = UInt64(SIGCHLD)
@@ -131,6 +135,8 @@ enum NamespaceStub {
             if mount(nil, root, nil, UInt(MS_REC | MS_PRIVATE), nil) != 0 { step = 1 }
             if step == 0 && mount(proc, procPath, proc, UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) != 0 { step = 2 }
             if step == 0 && sethostname(host, strlen(host)) != 0 { step = 3 }
+            if step == 0 && devpts && mount(pts, ptsPath, pts, UInt(MS_NOSUID | MS_NOEXEC), ptsOptions) != 0 { step = 4 }
+            if step == 0 && devpts && mount(ptmx, ptmxPath, nil, UInt(MS_BIND), nil) != 0 { step = 5 }
             write(ready[1], &step, 1)
             while true { pause() }
         }
@@ -140,7 +146,7 @@ enum NamespaceStub {
         _ = read(ready[0], &step, 1)
         if step != 0 {
             Stub.discard(PID(r))
-            let what = [1: "mount(/, MS_REC|MS_PRIVATE)", 2: "mount(proc, /proc)", 3: "sethostname(\(hostname))"][Int(step)] ?? "its setup"
+            let what = [1: "mount(/, MS_REC|MS_PRIVATE)", 2: "mount(proc, /proc)", 3: "sethostname(\(hostname))", 4: "mount(devpts, newinstance)", 5: "mount(/dev/pts/ptmx on /dev/ptmx)"][Int(step)] ?? "its setup"
             throw CheckpointError("cannot prepare the capsule's namespaces", reason: "\(what) failed in the new namespaces")
         }
         return PID(r)

@@ -9,7 +9,7 @@ public enum TreeCheckpointer {
     /// `capsule` is written into the image with the clocks of the root's time namespace.
     /// `network`: the capsule's own network, cut off while its sockets are dumped.
     public static func checkpoint(root: PID, imageDirectory: String, leaveRunning: Bool,
-                                  capsule: (name: String, hostname: String, command: [String])?,
+                                  capsule: (name: String, hostname: String, command: [String], tty: Bool)?,
                                   network: CheckpointNetwork? = nil) throws -> CheckpointSummary {
         let start = Kernel.monotonicNanos()
         let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
@@ -63,10 +63,18 @@ public enum TreeCheckpointer {
                 bytes += stored
             }
             markSharedFiles(&records, hosts: members.filter { !$0.isZombie }.map(\.hostPID))
+            // Terminal foreground groups were read as host PIDs.
+            let inner = Dictionary(uniqueKeysWithValues: members.map { ($0.hostPID, $0.shape.pid) })
+            for r in records.indices {
+                for i in records[r].files.indices {
+                    if let g = records[r].files[i].foregroundGroup { records[r].files[i].foregroundGroup = inner[g] ?? 0 }
+                }
+            }
             for r in records { try writer.writeProcess(r, name: TreeRecord.processPart(r.pid)) }
             var info = try capsule.map { c in
                 let clocks = try capsuleClocks(root: root, frozenAtNanos: frozenAt)
-                return CapsuleInfo(name: c.name, hostname: c.hostname, command: c.command, monotonicNanos: clocks.monotonic, boottimeNanos: clocks.boottime)
+                return CapsuleInfo(name: c.name, hostname: c.hostname, command: c.command, monotonicNanos: clocks.monotonic,
+                                   boottimeNanos: clocks.boottime, tty: c.tty)
             }
             info?.network = network?.info
             try FaultInjection.check("checkpoint-before-manifest")

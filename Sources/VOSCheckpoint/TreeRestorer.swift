@@ -29,13 +29,14 @@ public enum TreeRestorer {
             (monotonic: c.monotonicNanos - Int64(Kernel.monotonicNanos()), boottime: c.boottimeNanos - Int64(Kernel.boottimeNanos()))
         }
         let rootPID = try step("cannot create the capsule's namespaces") {
-            try NamespaceStub.spawn(namespaces, hostname: hostname, timeOffsets: offsets)
+            try NamespaceStub.spawn(namespaces, hostname: hostname, timeOffsets: offsets, devpts: tree.capsule?.tty == true)
         }
         var stubs: [PID: Tracee] = [:]
         do {
             stubs[tree.processes[0].pid] = try Stub.seize(rootPID)
             if namespaces.contains(.net) { files.networkNamespace = files.track(try NetworkNamespace.open(of: rootPID)) }
             try prepare(rootPID)
+            files.rootPID = rootPID
             if let ipc = tree.ipc { try step("cannot restore the capsule's System V IPC objects") { try SysVObjects.restore(ipc, image: image, root: rootPID) } }
             let oldAffinity = Kernel.pinCallingThread(to: (try? ProcStat.read("/proc/\(rootPID)/stat").lastCPU) ?? 0)
             defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }
@@ -69,7 +70,7 @@ public enum TreeRestorer {
     /// instruction, scratch below its stack pointer.
     static func stubTask(_ tracee: Tracee) throws -> RemoteTask {
         let regs = try tracee.registers()
-        let regions = try MemoryMap.read(pid: tracee.tid)
+        let regions = try MemoryMap.readRanges(pid: tracee.tid)
         return RemoteTask(tracee: tracee, pid: tracee.tid, savedRegisters: regs, syscallSite: try SyscallSite.find(pid: tracee.tid, in: regions),
                           scratch: RemoteAddress((regs.rsp - 1024) & ~15), scratchSize: 512)
     }

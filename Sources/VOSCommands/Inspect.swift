@@ -53,9 +53,25 @@ struct ImageView: Encodable {
     var sharedPendingSignals: [Int32]
     var intervalTimers: [IntervalTimer], posixTimers: [PosixTimer]
     var limits: [ResourceLimit]
+    /// For a capsule image: the capsule and every process of its tree (IDs inside it).
+    var capsule: CapsuleInfo?
+    var tree: [TreeMember]?
+
+    struct TreeMember: Encodable {
+        var pid: PID, parent: PID, processGroup: PID, session: PID, zombieStatus: Int32?, command: String, threads: Int
+    }
 
     init(_ r: ImageReader) {
         let m = r.manifest, p = r.process
+        capsule = r.tree?.capsule
+        tree = r.tree.map { t in
+            t.processes.map { m in
+                let record = r.processes.first { $0.record.pid == m.pid }?.record
+                return TreeMember(pid: m.pid, parent: m.parent, processGroup: m.processGroup, session: m.session,
+                                  zombieStatus: m.zombieStatus, command: record?.commandLine.joined(separator: " ") ?? "(zombie)",
+                                  threads: record?.threads.count ?? 0)
+            }
+        }
         formatVersion = m.formatVersion.description
         toolVersion = m.toolVersion
         created = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: m.created))
@@ -99,6 +115,17 @@ struct ImageView: Encodable {
         var s = "image format \(formatVersion), written by vos \(toolVersion) at \(created)\n"
         s += "machine: Linux \(machine.kernelRelease) \(machine.architecture), \(machine.cpuModel)\n"
         s += "cpu features: \(machine.cpuFeatures.joined(separator: " "))\n"
+        if let c = capsule {
+            s += "capsule: \(c.name), hostname \(c.hostname)\(c.tty == true ? ", with a terminal" : ""), command \(c.command.joined(separator: " "))\n"
+        }
+        if let tree {
+            s += "process tree (\(tree.count) processes; PIDs inside the capsule):\n"
+            for m in tree {
+                let what = m.zombieStatus.map { "zombie, wait status \($0)" } ?? "\(m.threads) thread(s), \(m.command)"
+                s += "  pid \(m.pid) parent \(m.parent) group \(m.processGroup) session \(m.session): \(what)\n"
+            }
+            s += "root "
+        }
         s += "process: pid \(pid), \(commandLine.joined(separator: " "))\n"
         s += "  executable \(executable), cwd \(cwd), umask \(umask)\n"
         s += "threads (\(threads.count)):\n"

@@ -4,6 +4,7 @@ import Foundation
 import VOSCapsule
 import VOSCheckpoint
 import VOSImage
+import VOSLinux
 
 struct Restore: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,9 +25,12 @@ struct Restore: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
+        // Wall time from before the image is read to the process running again.
+        let start = Kernel.monotonicNanos()
         let reader = try Restorer.open(image)
-        if reader.tree?.capsule != nil { return try restoreCapsule(reader) }
-        let s = try Restorer.restore(image: reader, newPID: newPID)
+        if reader.tree?.capsule != nil { return try restoreCapsule(reader, start: start) }
+        var s = try Restorer.restore(image: reader, newPID: newPID)
+        s.milliseconds = Double(Kernel.monotonicNanos() - start) / 1e6
         if newPID && s.threads > 1 {
             FileHandle.standardError.write(Data(("warning: pid \(s.pid) has \(s.threads) threads restored under new thread IDs; "
                 + "thread IDs the program cached (pthread_kill, robust and PI mutex owners) may be stale\n").utf8))
@@ -44,8 +48,9 @@ struct Restore: ParsableCommand {
         }
     }
 
-    func restoreCapsule(_ reader: ImageReader) throws {
-        let (record, s) = try CapsuleImages.restore(image: reader, newName: name)
+    func restoreCapsule(_ reader: ImageReader, start: UInt64) throws {
+        var (record, s) = try CapsuleImages.restore(image: reader, newName: name)
+        s.milliseconds = Double(Kernel.monotonicNanos() - start) / 1e6
         if let pidfile { try "\(s.rootHostPID)\n".write(toFile: pidfile, atomically: true, encoding: .utf8) }
         if output.json {
             print(try jsonString(s))

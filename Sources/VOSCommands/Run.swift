@@ -12,6 +12,9 @@ struct Run: ParsableCommand {
     @Option(help: "The hostname inside the capsule (default: the name).")
     var hostname: String?
 
+    @Flag(help: "Run the command on a terminal of the capsule's own; connect to it with `vos attach NAME`.")
+    var tty = false
+
     @Flag(help: "Give the capsule its own network: eth0 on the vOS bridge ($VOS_BRIDGE, default vos0) with an address of its own.")
     var net = false
 
@@ -27,7 +30,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let cmd = command.first == "--" ? Array(command.dropFirst()) : command
-        let record = try CapsuleRunner.run(name: name, hostname: hostname, command: cmd, network: net ? (ip ?? "") : nil)
+        let record = try CapsuleRunner.run(name: name, hostname: hostname, command: cmd, tty: tty, network: net ? (ip ?? "") : nil)
         print(record.name)
     }
 }
@@ -39,10 +42,13 @@ struct CapsuleInitCommand: ParsableCommand {
     @Option var hostname: String
     @Option var log: String
     @Option var exitStatus: String
+    @Option var ttyInput: String?
+    @Option var ttyOutput: String?
     @Argument(parsing: .captureForPassthrough) var command: [String] = []
 
     func run() throws {
         let cmd = command.first == "--" ? Array(command.dropFirst()) : command
-        CapsuleInit.run(hostname: hostname, logPath: log, exitStatusPath: exitStatus, command: cmd)
+        let terminal = ttyInput.flatMap { i in ttyOutput.map { (input: i, output: $0) } }
+        CapsuleInit.run(hostname: hostname, logPath: log, exitStatusPath: exitStatus, command: cmd, terminal: terminal)
     }
 }

@@ -14,12 +14,20 @@ public struct FileRecord: Codable, Sendable {
 
     /// Regular file deleted while open: name of the blob with its contents.
     public var blob: String?
+    /// A pseudo-terminal of the image (master or slave): its index in the capsule's devpts.
+    public var ptyIndex: Int32?
+    /// A pty slave: its termios (the kernel's struct termios, TCGETS) and window size.
+    @OptionalBase64 public var termios: [UInt8]?
+    @OptionalBase64 public var windowSize: [UInt8]?
+    /// A pty slave that is its session leader's controlling terminal, and its foreground group.
+    public var controllingTerminal: Bool?
+    public var foregroundGroup: PID?
     /// A memfd: the memory object, shared with every mapping and fd of it.
     public var object: MappedObject?
     /// Pipes and FIFOs: the pipe inode (both ends share it), its capacity and unread bytes.
     public var pipeInode: UInt64?
     public var pipeCapacity: Int32?
-    public var pipeData: [UInt8]?
+    @OptionalBase64 public var pipeData: [UInt8]?
     /// eventfd counter and EFD_SEMAPHORE.
     public var eventfdCount: UInt64?
     public var eventfdSemaphore: Bool?

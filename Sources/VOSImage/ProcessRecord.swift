@@ -12,7 +12,7 @@ public struct ProcessRecord: Codable, Sendable {
     public var files: [FileRecord]
     public var signalActions: [SignalAction]
     /// Signals queued for the whole process (raw siginfo).
-    public var sharedPendingSignals: [[UInt8]]
+    @Base64List public var sharedPendingSignals: [[UInt8]]
     public var itimers: [IntervalTimer]
     public var posixTimers: [PosixTimer]
     public var cwd: String

@@ -6,16 +6,16 @@ public struct ThreadRecord: Codable, Sendable {
     public var name: String
     public var registers: Registers
     /// `NT_X86_XSTATE` bytes (FPU, SSE, AVX, AVX-512), as many as the CPU's XCR0 asks for.
-    public var xstate: [UInt8]
+    @Base64 public var xstate: [UInt8]
     public var signalMask: UInt64
     public var rseq: RseqRegistration?
     public var robustListHead: UInt64
     public var robustListLength: UInt64
     /// `set_tid_address` / `CLONE_CHILD_CLEARTID` address (`PR_GET_TID_ADDRESS`).
     public var clearChildTID: UInt64
-    public var affinity: [UInt8]
+    @Base64 public var affinity: [UInt8]
     /// Signals queued for this thread alone, as raw 128-byte siginfo.
-    public var pendingSignals: [[UInt8]]
+    @Base64List public var pendingSignals: [[UInt8]]
     public var alternateStack: AlternateStack?
 
     public init(tid: PID, name: String, registers: Registers, xstate: [UInt8], signalMask: UInt64, rseq: RseqRegistration?,

@@ -49,6 +49,8 @@ public struct CapsuleInfo: Codable, Sendable, Equatable {
     /// capsule's time-namespace offset): a restore sets offsets so they continue from there.
     public var monotonicNanos: Int64
     public var boottimeNanos: Int64
+    /// The command runs on a terminal of the capsule's own devpts instance (`vos run --tty`).
+    public var tty: Bool?
     /// With `--net`: the capsule's own network namespace, its address and MAC on the bridge.
     public var network: CapsuleNetworkInfo?
 
@@ -58,5 +60,10 @@ public struct CapsuleInfo: Codable, Sendable, Equatable {
         self.command = command
         self.monotonicNanos = monotonicNanos
         self.boottimeNanos = boottimeNanos
+    }
+
+    public init(name: String, hostname: String, command: [String], monotonicNanos: Int64, boottimeNanos: Int64, tty: Bool) {
+        self.init(name: name, hostname: hostname, command: command, monotonicNanos: monotonicNanos, boottimeNanos: boottimeNanos)
+        self.tty = tty ? true : nil
     }
 }

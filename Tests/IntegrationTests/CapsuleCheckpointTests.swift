@@ -61,6 +61,10 @@ struct CapsuleCheckpointTests {
         let cp = try vos(f, ["checkpoint", "tree", "--image", f.path("img")])
         try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
         #expect(cp.stdout.contains("capsule stopped"))
+        let inspect = try vos(f, ["inspect", f.path("img")]).stdout
+        #expect(inspect.contains("capsule: tree, hostname tree"), "\(inspect.prefix(300))")
+        #expect(inspect.contains("process tree (6 processes; PIDs inside the capsule)"))
+        #expect(inspect.contains("zombie, wait status 1792"), "the zombie exited with status 7")
         let lastBefore = try #require(received(report).last)
         sleep(2)  // the capsule spends 2 s as an image: its clock must not count them
 

@@ -93,6 +93,17 @@ pid_t vos_waitpid_all(pid_t pid, int *status, int nohang);
 #define VOS_F_SETPIPE_SZ 1031
 #define VOS_F_GETPIPE_SZ 1032
 #define VOS_FIONREAD 0x541B
+/* terminals (asm-generic/ioctls.h) */
+#define VOS_TCGETS 0x5401
+#define VOS_TCSETS 0x5402
+#define VOS_TIOCSCTTY 0x540E
+#define VOS_TIOCGPGRP 0x540F
+#define VOS_TIOCSPGRP 0x5410
+#define VOS_TIOCGWINSZ 0x5413
+#define VOS_TIOCSWINSZ 0x5414
+#define VOS_TIOCGPTN 0x80045430
+#define VOS_TIOCSPTLCK 0x40045431
+#define VOS_POSIX_SPAWN_SETSID 0x80
 #define VOS_CLOSE_RANGE_CLOEXEC 4
 #define VOS_O_TMPFILE 020200000
 #define VOS_EFD_SEMAPHORE 1

@@ -18,6 +18,9 @@ struct OpenFile {
     /// For each pipe link: the access modes of every fd with that link in the process, or in
     /// the whole tree being checkpointed, to pair the ends of a pipe.
     var pipeAccessModes: [String: Set<Int32>]
+    /// Indices of the pty masters held in the same scope: their slaves are terminals of the
+    /// image, not terminals from outside.
+    var ptyMasters: Set<Int32> = []
 
     var isFIFO: Bool { mode & S_IFMT == S_IFIFO }
     var isRegular: Bool { mode & S_IFMT == S_IFREG }
@@ -45,7 +48,7 @@ extension FileKind {
 /// The kinds vOS knows, in matching order.
 enum FileKinds {
     static let all: [any FileKind.Type] = [
-        InheritedStream.self, OpenPath.self, Memfd.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self,
+        PtyMaster.self, PtySlave.self, InheritedStream.self, OpenPath.self, Memfd.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self,
         FIFO.self, Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self, TCPSocket.self, UDPSocket.self,
     ]
 
@@ -106,6 +109,11 @@ final class FileRestoreContext {
     /// tree that share its description.
     var installed: [String: Int32] = [:]
     /// Memory objects recreated as memfds, by key (MappedObjects).
+    /// The restored tree's root (a capsule's init stub), whose /proc/PID/root shows the
+    /// capsule's mounts (its devpts instance).
+    var rootPID: PID?
+    /// pty masters recreated, by index (Terminal).
+    var ptys: [Int32: Int32] = [:]
     var objects: [String: Int32] = [:]
     /// A pidfd of vos itself, opened before any stub is cloned so that every stub inherits it
     /// at this number: a stub in another PID namespace could not open one (vos has no PID there).

@@ -14,6 +14,7 @@ enum FileTable {
     static func list(pids: [PID]) throws -> [PID: [OpenFile]] {
         var result: [PID: [OpenFile]] = [:]
         var modes: [String: Set<Int32>] = [:]
+        var masters: Set<Int32> = []
         for pid in pids {
             var files: [OpenFile] = []
             for fd in try ProcFile.numericEntries("/proc/\(pid)/fd") {
@@ -23,11 +24,19 @@ enum FileTable {
                 var st = stat()
                 let mode = stat("/proc/\(pid)/fd/\(fd)", &st) == 0 ? st.st_mode : 0
                 if link.hasPrefix("pipe:") { modes[link, default: []].insert(info.flags & O_ACCMODE) }
+                if PtyMaster.isMasterLink(link), let index = info.lines["tty-index"].flatMap({ Int32($0) }) { masters.insert(index) }
                 files.append(OpenFile(pid: pid, fd: fd, link: link, info: info, mode: mode, pipeAccessModes: [:]))
             }
             result[pid] = files
         }
-        for pid in pids { result[pid] = result[pid]?.map { var f = $0; f.pipeAccessModes = modes; return f } }
+        for pid in pids {
+            result[pid] = result[pid]?.map {
+                var f = $0
+                f.pipeAccessModes = modes
+                f.ptyMasters = masters
+                return f
+            }
+        }
         return result
     }
 

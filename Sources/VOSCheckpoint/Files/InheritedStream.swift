@@ -9,7 +9,7 @@ enum InheritedStream: FileKind {
     static let tag = "inherited"
 
     static func matches(_ f: OpenFile) -> Bool {
-        guard f.fd <= 2 else { return false }
+        guard f.fd <= 2, PtySlave.index(f) == nil else { return false }
         if f.link.hasPrefix("/dev/pts/") || f.link.hasPrefix("/dev/tty") || f.link == "/dev/console" { return true }
         if f.link.hasPrefix("socket:") { return true }
         if f.link.hasPrefix("pipe:") { return !Pipe.bothEndsInProcess(f) }

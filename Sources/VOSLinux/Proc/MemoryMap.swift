@@ -79,7 +79,13 @@ public enum MemoryMap {
             device: String(fields[3]), inode: inode, path: path, flags: [])
     }
 
+    /// The layout with VmFlags (/proc/PID/smaps: a checkpoint needs the flags).
     public static func read(pid: PID) throws(SyscallError) -> [MemoryRegion] {
         parse(smaps: try ProcFile.text("/proc/\(pid)/smaps"))
+    }
+
+    /// The layout without VmFlags (/proc/PID/maps: several times cheaper to produce and parse).
+    public static func readRanges(pid: PID) throws(SyscallError) -> [MemoryRegion] {
+        parse(smaps: try ProcFile.text("/proc/\(pid)/maps"))
     }
 }
