@@ -15,7 +15,9 @@ public enum CapsuleNetwork {
         let env = ProcessInfo.processInfo.environment
         let name = env["VOS_BRIDGE"] ?? "vos0"
         let cidr = env["VOS_BRIDGE_ADDRESS"] ?? "10.200.0.1/24"
-        guard let (address, prefix) = parse(cidr) else { throw CapsuleError("VOS_BRIDGE_ADDRESS \"\(cidr)\" is not an IPv4 ADDR/PREFIX") }
+        guard let (address, prefix) = parse(cidr) else {
+            throw CapsuleError("VOS_BRIDGE_ADDRESS \"\(cidr)\" is not an IPv4 ADDR/PREFIX")
+        }
         return (name, format(address), prefix)
     }
 
@@ -23,44 +25,69 @@ public enum CapsuleNetwork {
     /// or the first free address of the subnet. An address another running capsule has is an error.
     public static func plan(requested: String?, name: String, registry: CapsuleRegistry) throws -> CapsuleNetworkInfo {
         let br = try bridge()
-        guard let gateway = parse(br.gateway + "/\(br.prefixLength)")?.address else { throw CapsuleError("bad bridge address \(br.gateway)") }
+        guard let gateway = parse(br.gateway + "/\(br.prefixLength)")?.address else {
+            throw CapsuleError("bad bridge address \(br.gateway)")
+        }
         let mask: UInt32 = br.prefixLength == 0 ? 0 : ~0 << (32 - UInt32(br.prefixLength))
         let address: UInt32
         if let requested {
-            guard let (a, prefix) = parse(requested.contains("/") ? requested : requested + "/\(br.prefixLength)") else {
+            guard let (a, prefix) = parse(requested.contains("/") ? requested : requested + "/\(br.prefixLength)")
+            else {
                 throw CapsuleError("--ip \"\(requested)\" is not an IPv4 address (ADDR or ADDR/PREFIX)")
             }
-            guard prefix == br.prefixLength, a & mask == gateway & mask, a != gateway, a & ~mask != 0, a & ~mask != ~mask else {
-                throw CapsuleError("--ip \(requested) is not a host address of the bridge \(br.name)'s subnet \(format(gateway & mask))/\(br.prefixLength)")
+            guard prefix == br.prefixLength, a & mask == gateway & mask, a != gateway, a & ~mask != 0,
+                a & ~mask != ~mask
+            else {
+                throw CapsuleError(
+                    "--ip \(requested) is not a host address of the bridge \(br.name)'s subnet "
+                        + "\(format(gateway & mask))/\(br.prefixLength)"
+                )
             }
             try checkFree(format(a), name: name, registry: registry)
             address = a
         } else {
             let used = Set(inUse(registry: registry, except: name).keys)
-            guard let free = (1..<max(2, ~mask)).lazy.map({ (gateway & mask) | $0 }).first(where: { $0 != gateway && !used.contains(format($0)) }) else {
-                throw CapsuleError("no free address left in the bridge \(br.name)'s subnet \(format(gateway & mask))/\(br.prefixLength)")
+            guard
+                let free = (1..<max(2, ~mask)).lazy.map({ (gateway & mask) | $0 }).first(where: {
+                    $0 != gateway && !used.contains(format($0))
+                })
+            else {
+                throw CapsuleError(
+                    "no free address left in the bridge \(br.name)'s subnet "
+                        + "\(format(gateway & mask))/\(br.prefixLength)"
+                )
             }
             address = free
         }
-        let mac = "02:00:" + [24, 16, 8, 0].map { String(format: "%02x", (address >> UInt32($0)) & 0xff) }.joined(separator: ":")
-        return CapsuleNetworkInfo(address: format(address), prefixLength: br.prefixLength, mac: mac, bridge: br.name, gateway: br.gateway)
+        let mac =
+            "02:00:"
+            + [24, 16, 8, 0].map { String(format: "%02x", (address >> UInt32($0)) & 0xff) }.joined(separator: ":")
+        return CapsuleNetworkInfo(
+            address: format(address), prefixLength: br.prefixLength, mac: mac, bridge: br.name, gateway: br.gateway)
     }
 
     /// Addresses of running capsules with a network, other than `except`: address → capsule name.
     static func inUse(registry: CapsuleRegistry, except: String) -> [String: String] {
         var out: [String: String] = [:]
-        for r in registry.all() where r.name != except && r.isRunning { if let n = r.network { out[n.address] = r.name } }
+        for r in registry.all() where r.name != except && r.isRunning {
+            if let n = r.network { out[n.address] = r.name }
+        }
         return out
     }
 
     /// `restoring`: the error explains that an image keeps its address.
-    public static func checkFree(_ address: String, name: String, registry: CapsuleRegistry, restoring: Bool = false) throws {
+    public static func checkFree(_ address: String, name: String, registry: CapsuleRegistry, restoring: Bool = false)
+        throws
+    {
         guard let holder = inUse(registry: registry, except: name)[address] else { return }
         if restoring {
-            throw CapsuleError("cannot restore capsule \"\(name)\": its address \(address) is in use by the running capsule \"\(holder)\" "
-                + "(a restored capsule keeps its address and MAC); stop \"\(holder)\" first")
+            throw CapsuleError(
+                "cannot restore capsule \"\(name)\": its address \(address) is in use by the running capsule "
+                    + "\"\(holder)\" "
+                    + "(a restored capsule keeps its address and MAC); stop \"\(holder)\" first")
         }
-        throw CapsuleError("address \(address) is in use by the running capsule \"\(holder)\"; pick another with --ip or stop it")
+        throw CapsuleError(
+            "address \(address) is in use by the running capsule \"\(holder)\"; pick another with --ip or stop it")
     }
 
     /// The host end of the capsule's veth: named for its address (one running capsule per address).
@@ -75,17 +102,20 @@ public enum CapsuleNetwork {
         try ensureBridge(n)
         try disableIPv6(pid: pid)
         let host = hostInterface(n)
-        if (try? ip(["link", "show", host])) != nil { try? ip(["link", "del", host]) }  // left by a capsule whose namespace is going away
+        // Left by a capsule whose namespace is going away (the kernel removes it asynchronously).
+        if (try? ip(["link", "show", host])) != nil { try? ip(["link", "del", host]) }
         try ip(["link", "add", host, "type", "veth", "peer", "name", "eth0", "address", n.mac, "netns", String(pid)])
         do {
             try ip(["link", "set", host, "master", n.bridge] + (connect ? ["up"] : []))
-            try ip(["-batch", "-"], in: pid, input: """
-                link set lo up
-                addr add \(n.address)/\(n.prefixLength) dev eth0
-                link set eth0 up
-                route add default via \(n.gateway) dev eth0 onlink
+            try ip(
+                ["-batch", "-"], in: pid,
+                input: """
+                    link set lo up
+                    addr add \(n.address)/\(n.prefixLength) dev eth0
+                    link set eth0 up
+                    route add default via \(n.gateway) dev eth0 onlink
 
-                """)
+                    """)
         } catch {
             try? ip(["link", "del", host])
             throw error
@@ -142,7 +172,8 @@ public enum CapsuleNetwork {
         let mac = n.mac.split(separator: ":").compactMap { UInt8($0, radix: 16) }
         guard mac.count == 6 else { return }
         let ip4 = [24, 16, 8, 0].map { UInt8((address >> UInt32($0)) & 0xff) }
-        let frame: [UInt8] = [UInt8](repeating: 0xff, count: 6) + mac + [0x08, 0x06]  // Ethernet, ARP
+        let frame: [UInt8] =
+            [UInt8](repeating: 0xff, count: 6) + mac + [0x08, 0x06]  // Ethernet, ARP
             + [0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01] + mac + ip4 + [UInt8](repeating: 0, count: 6) + ip4
         let ns = try NetworkNamespace.open(of: pid)
         defer { close(ns) }
@@ -153,8 +184,12 @@ public enum CapsuleNetwork {
             defer { close(sock) }
             // struct sockaddr_ll: family, protocol (ETH_P_ARP, big-endian), ifindex, hatype, pkttype, halen, addr[8].
             let i = UInt32(index)
-            let to: [UInt8] = [UInt8(AF_PACKET), 0, 0x08, 0x06, UInt8(i & 0xff), UInt8(i >> 8 & 0xff), UInt8(i >> 16 & 0xff), UInt8(i >> 24),
-                               1, 0, 0, 6] + [UInt8](repeating: 0xff, count: 6) + [0, 0]
+            let to: [UInt8] =
+                [
+                    UInt8(AF_PACKET), 0, 0x08, 0x06, UInt8(i & 0xff), UInt8(i >> 8 & 0xff), UInt8(i >> 16 & 0xff),
+                    UInt8(i >> 24),
+                    1, 0, 0, 6,
+                ] + [UInt8](repeating: 0xff, count: 6) + [0, 0]
             // The carrier of a veth whose other end just came up may lag a little.
             for attempt in 0..<50 {
                 do { return try Socket.sendTo(sock, frame, to, what: "a gratuitous ARP for \(n.address)") } catch {
@@ -174,7 +209,9 @@ public enum CapsuleNetwork {
             p.executableURL = URL(fileURLWithPath: pid == nil ? "/sbin/ip" : "/bin/nsenter")
         }
         p.arguments = (pid.map { ["--net=/proc/\($0)/ns/net", "ip"] } ?? []) + args
-        let out = Pipe(), err = Pipe(), inp = Pipe()
+        let out = Pipe()
+        let err = Pipe()
+        let inp = Pipe()
         p.standardOutput = out
         p.standardError = err
         p.standardInput = input == nil ? FileHandle(forReadingAtPath: "/dev/null") : inp
@@ -188,7 +225,10 @@ public enum CapsuleNetwork {
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
             let text = String(decoding: e, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw CapsuleError("`ip \(args.joined(separator: " "))`\(pid.map { " in the network namespace of pid \($0)" } ?? "") failed: \(text)")
+            throw CapsuleError(
+                "`ip \(args.joined(separator: " "))`\(pid.map { " in the network namespace of pid \($0)" } ?? "")"
+                    + " failed: \(text)"
+            )
         }
         return String(decoding: o, as: UTF8.self)
     }
@@ -202,5 +242,7 @@ public enum CapsuleNetwork {
         return (octets.reduce(0) { $0 << 8 | UInt32($1) }, prefix)
     }
 
-    static func format(_ a: UInt32) -> String { [24, 16, 8, 0].map { String((a >> UInt32($0)) & 0xff) }.joined(separator: ".") }
+    static func format(_ a: UInt32) -> String {
+        [24, 16, 8, 0].map { String((a >> UInt32($0)) & 0xff) }.joined(separator: ".")
+    }
 }

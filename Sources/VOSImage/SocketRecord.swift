@@ -49,9 +49,11 @@ public struct TCPConnectionRecord: Codable, Sendable, Equatable {
     public var window: [UInt32]
     public var noDelay: Bool
 
-    public init(sendSequence: UInt32, receiveSequence: UInt32, sendQueue: [UInt8], unsentBytes: Int32, receiveQueue: [UInt8],
-                maxSegment: Int32, options: UInt8, sendWindowScale: UInt8, receiveWindowScale: UInt8, timestamp: UInt32,
-                window: [UInt32], noDelay: Bool) {
+    public init(
+        sendSequence: UInt32, receiveSequence: UInt32, sendQueue: [UInt8], unsentBytes: Int32, receiveQueue: [UInt8],
+        maxSegment: Int32, options: UInt8, sendWindowScale: UInt8, receiveWindowScale: UInt8, timestamp: UInt32,
+        window: [UInt32], noDelay: Bool
+    ) {
         self.sendSequence = sendSequence
         self.receiveSequence = receiveSequence
         self.sendQueue = sendQueue

@@ -24,18 +24,25 @@ final class NetworkFixture {
     var gateway: String { address(1) }
 
     func vos(_ args: [String]) throws -> CommandResult {
-        try f.vos(args, environment: ["VOS_STATE_DIR": f.path("state"), "VOS_BRIDGE": bridge, "VOS_BRIDGE_ADDRESS": gateway + "/24"])
+        try f.vos(
+            args,
+            environment: [
+                "VOS_STATE_DIR": f.path("state"), "VOS_BRIDGE": bridge, "VOS_BRIDGE_ADDRESS": gateway + "/24",
+            ])
     }
 
     /// `vos run --net` that must succeed; the capsule's processes are adopted for cleanup.
     func run(_ name: String, ip: Int?, _ command: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
         capsules.append(name)
-        let r = try vos(["run", "--name", name, "--net"] + (ip.map { ["--ip", address($0)] } ?? []) + ["--"] + command)
+        let r = try vos(
+            ["run", "--name", name, "--net"] + (ip.map { ["--ip", address($0)] } ?? []) + ["--"] + command)
         try #require(r.status == 0, "vos run: \(r.stderr)", sourceLocation: sourceLocation)
         try adoptProcesses(name)
     }
 
-    func checkpoint(_ name: String, image: String, leaveRunning: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func checkpoint(
+        _ name: String, image: String, leaveRunning: Bool = false, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let r = try vos(["checkpoint", name, "--image", f.path(image)] + (leaveRunning ? ["--leave-running"] : []))
         try #require(r.status == 0, "checkpoint: \(r.stderr)", sourceLocation: sourceLocation)
     }
@@ -65,10 +72,18 @@ final class NetworkFixture {
         }
         f.cleanup()
         for n in 2..<255 {
-            let veth = "vh" + String(format: "%08x", (10 << 24) | (200 << 16) | (UInt32(subnet.split(separator: ".")[2])! << 8) | UInt32(n))
-            if FileManager.default.fileExists(atPath: "/sys/class/net/\(veth)") { _ = shell("/usr/sbin/ip", ["link", "del", veth]) }
+            let veth =
+                "vh"
+                + String(
+                    format: "%08x",
+                    (10 << 24) | (200 << 16) | (UInt32(subnet.split(separator: ".")[2])! << 8) | UInt32(n))
+            if FileManager.default.fileExists(atPath: "/sys/class/net/\(veth)") {
+                _ = shell("/usr/sbin/ip", ["link", "del", veth])
+            }
         }
-        if FileManager.default.fileExists(atPath: "/sys/class/net/\(bridge)") { _ = shell("/usr/sbin/ip", ["link", "del", bridge]) }
+        if FileManager.default.fileExists(atPath: "/sys/class/net/\(bridge)") {
+            _ = shell("/usr/sbin/ip", ["link", "del", bridge])
+        }
     }
 
     /// Writes a Python script into the fixture and returns its path.
@@ -85,20 +100,27 @@ func shell(_ executable: String, _ arguments: [String]) -> CommandResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
-    let out = Pipe(), err = Pipe()
+    let out = Pipe()
+    let err = Pipe()
     p.standardOutput = out
     p.standardError = err
     p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-    guard (try? p.run()) != nil else { return CommandResult(status: -1, stdout: "", stderr: "cannot run \(executable)") }
+    guard (try? p.run()) != nil else {
+        return CommandResult(status: -1, stdout: "", stderr: "cannot run \(executable)")
+    }
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return CommandResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return CommandResult(
+        status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        stderr: String(decoding: e, as: UTF8.self))
 }
 
 /// The real python3 (not a shim script), so the capsule's process is python itself.
 let python3: String = {
-    for candidate in ["/usr/bin/python3", "/usr/local/bin/python3"] where access(candidate, X_OK) == 0 { return candidate }
+    for candidate in ["/usr/bin/python3", "/usr/local/bin/python3"] where access(candidate, X_OK) == 0 {
+        return candidate
+    }
     let r = shell("/usr/bin/env", ["python3", "-c", "import sys; print(sys.executable)"])
     return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
 }()
@@ -152,7 +174,9 @@ struct CapsuleNetworkTests {
     func echoes(_ path: String) -> (count: Int, continuous: Bool, error: String?) {
         let l = lines(path)
         let values = l.compactMap { $0.hasPrefix("ok ") ? Int($0.dropFirst(3)) : nil }
-        return (values.count, values.enumerated().allSatisfy { $0.offset == $0.element }, l.first { $0.hasPrefix("error") })
+        return (
+            values.count, values.enumerated().allSatisfy { $0.offset == $0.element }, l.first { $0.hasPrefix("error") }
+        )
     }
 
     /// Whether a process of the image has an established TCP connection saved for TCP_REPAIR.
@@ -165,7 +189,14 @@ struct CapsuleNetworkTests {
 
     /// An HTTP GET from the host; the body, or nil when nothing answers within 3 s.
     func get(_ url: String) -> String? {
-        let r = shell(python3, ["-c", "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())", url])
+        let r = shell(
+            python3,
+            [
+                "-c",
+                "import urllib.request, sys; "
+                    + "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())",
+                url,
+            ])
         return r.status == 0 ? r.stdout : nil
     }
 
@@ -203,7 +234,11 @@ struct CapsuleNetworkTests {
             try? FileManager.default.removeItem(atPath: out)
             let pid = try n.f.start(python3, [client, n.address(20), "7000"], stdout: out)
             started = waitUntil(2) { echoes(out).count >= 5 || !n.f.isAlive(pid) } && echoes(out).count >= 5
-            if !started { kill(pid, SIGKILL); n.f.reap(pid); usleep(100_000) }
+            if !started {
+                kill(pid, SIGKILL)
+                n.f.reap(pid)
+                usleep(100_000)
+            }
         }
         try #require(started, "the client never got going: \(lines(out))")
         #expect(waitUntil { echoes(out).count >= 20 })
@@ -211,7 +246,8 @@ struct CapsuleNetworkTests {
         // A checkpoint that leaves the capsule running hands the connection back out of repair mode.
         try n.checkpoint("echo", image: "img0", leaveRunning: true)
         let running = echoes(out).count
-        #expect(waitUntil(15) { echoes(out).count >= running + 20 || echoes(out).error != nil }, "\(lines(out).suffix(3))")
+        #expect(
+            waitUntil(15) { echoes(out).count >= running + 20 || echoes(out).error != nil }, "\(lines(out).suffix(3))")
 
         try n.checkpoint("echo", image: "img")
         let before = echoes(out).count
@@ -221,7 +257,8 @@ struct CapsuleNetworkTests {
         #expect(waitUntil(30) { echoes(out).count >= before + 30 || echoes(out).error != nil })
         let e = echoes(out)
         #expect(e.error == nil, "\(e.error ?? "")")
-        #expect(e.continuous && e.count >= before + 30, "\(e.count) echoes (\(before) before), continuous: \(e.continuous)")
+        #expect(
+            e.continuous && e.count >= before + 30, "\(e.count) echoes (\(before) before), continuous: \(e.continuous)")
     }
 
     /// The reverse: a client in the capsule connected to a server on the host (the bridge's
@@ -247,7 +284,8 @@ struct CapsuleNetworkTests {
         #expect(waitUntil(30) { echoes(out).count >= before + 30 || echoes(out).error != nil })
         let e = echoes(out)
         #expect(e.error == nil, "\(e.error ?? "")")
-        #expect(e.continuous && e.count >= before + 30, "\(e.count) echoes (\(before) before), continuous: \(e.continuous)")
+        #expect(
+            e.continuous && e.count >= before + 30, "\(e.count) echoes (\(before) before), continuous: \(e.continuous)")
     }
 
     /// A UDP socket keeps its binding: datagrams to the capsule's address and port are answered
@@ -255,7 +293,9 @@ struct CapsuleNetworkTests {
     @Test func udpBindingKept() throws {
         let n = try NetworkFixture()
         defer { n.cleanup() }
-        let server = try n.script("udp.py", """
+        let server = try n.script(
+            "udp.py",
+            """
             import socket
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind(("0.0.0.0", 9999))
@@ -266,13 +306,18 @@ struct CapsuleNetworkTests {
             """)
         try n.run("udp", ip: 50, [python3, server])
         func ask(_ text: String) -> String? {
-            let r = shell(python3, ["-c", """
-                import socket, sys
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.settimeout(0.5)
-                s.sendto(sys.argv[1].encode(), (sys.argv[2], 9999))
-                sys.stdout.write(s.recvfrom(2048)[0].decode())
-                """, text, n.address(50)])
+            let r = shell(
+                python3,
+                [
+                    "-c",
+                    """
+                    import socket, sys
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s.settimeout(0.5)
+                    s.sendto(sys.argv[1].encode(), (sys.argv[2], 9999))
+                    sys.stdout.write(s.recvfrom(2048)[0].decode())
+                    """, text, n.address(50),
+                ])
             return r.status == 0 ? r.stdout : nil
         }
         #expect(waitUntil(15) { ask("before") == "echo:before" })
@@ -295,7 +340,9 @@ struct CapsuleNetworkTests {
         try n.checkpoint("first", image: "img", leaveRunning: true)
         let rs = try n.vos(["restore", n.f.path("img"), "--name", "copy"])
         #expect(rs.status != 0)
-        #expect(rs.stderr.contains("its address \(n.address(60)) is in use by the running capsule \"first\""), "\(rs.stderr)")
+        #expect(
+            rs.stderr.contains("its address \(n.address(60)) is in use by the running capsule \"first\""),
+            "\(rs.stderr)")
 
         let bad = try n.vos(["run", "--name", "third", "--net", "--ip", "10.201.0.5/24", "--", "/bin/sleep", "1000"])
         #expect(bad.status != 0)

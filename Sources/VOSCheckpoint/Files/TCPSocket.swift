@@ -19,7 +19,9 @@ enum TCPSocket: FileKind {
     static func dump(_ f: OpenFile, local fd: Int32, into r: inout FileRecord, blobs: BlobWriter) throws {
         var s = try InetSocket.dump(fd)
         let info = try Socket.bytesOption(fd, c.ipprotoTCP, c.tcpInfo, size: 104, "TCP_INFO")
-        guard info.count >= 32 else { throw CheckpointError("cannot read TCP_INFO", reason: "the kernel gave \(info.count) bytes") }
+        guard info.count >= 32 else {
+            throw CheckpointError("cannot read TCP_INFO", reason: "the kernel gave \(info.count) bytes")
+        }
         switch info[0] {
         case listening:
             s.listenBacklog = Int32(bitPattern: u32(info, at: 28))  // tcpi_sacked = sk_max_ack_backlog
@@ -29,8 +31,10 @@ enum TCPSocket: FileKind {
             s.tcp = try dumpConnection(fd, info: info)
         default:
             throw CheckpointError(
-                "cannot checkpoint TCP socket fd \(f.fd) (\(Socket.describe(s.local ?? [])) to \(Socket.describe(s.peer ?? [])))",
-                reason: "it is in TCP state \(info[0]) (closing); vOS saves listening, established and unconnected sockets only")
+                "cannot checkpoint TCP socket fd \(f.fd) (\(Socket.describe(s.local ?? []))"
+                    + " to \(Socket.describe(s.peer ?? [])))",
+                reason: "it is in TCP state \(info[0]) (closing); vOS saves listening, established and unconnected"
+                    + " sockets only")
         }
         r.socket = s
     }
@@ -41,23 +45,28 @@ enum TCPSocket: FileKind {
     static func dumpConnection(_ fd: Int32, info: [UInt8]) throws -> TCPConnectionRecord {
         try Socket.setIntOption(fd, c.ipprotoTCP, c.tcpRepair, 1, "TCP_REPAIR")
         try Socket.setIntOption(fd, c.ipprotoTCP, c.tcpRepairQueue, c.sendQueue, "TCP_REPAIR_QUEUE")
-        let sendSequence = UInt32(bitPattern: try Socket.intOption(fd, c.ipprotoTCP, c.tcpQueueSequence, "TCP_QUEUE_SEQ"))
+        let sendSequence = UInt32(
+            bitPattern: try Socket.intOption(fd, c.ipprotoTCP, c.tcpQueueSequence, "TCP_QUEUE_SEQ"))
         let outq = try Socket.queueBytes(fd, c.siocOutQ, "SIOCOUTQ")
         let unsent = try Socket.queueBytes(fd, c.siocOutQNotSent, "SIOCOUTQNSD")
         let sendQueue = try Socket.peek(fd, count: Int(outq))
         try Socket.setIntOption(fd, c.ipprotoTCP, c.tcpRepairQueue, c.receiveQueue, "TCP_REPAIR_QUEUE")
-        let receiveSequence = UInt32(bitPattern: try Socket.intOption(fd, c.ipprotoTCP, c.tcpQueueSequence, "TCP_QUEUE_SEQ"))
+        let receiveSequence = UInt32(
+            bitPattern: try Socket.intOption(fd, c.ipprotoTCP, c.tcpQueueSequence, "TCP_QUEUE_SEQ"))
         let inq = try Socket.queueBytes(fd, c.siocInQ, "SIOCINQ")
         let receiveQueue = try Socket.peek(fd, count: Int(inq))
         try Socket.setIntOption(fd, c.ipprotoTCP, c.tcpRepairQueue, c.noQueue, "TCP_REPAIR_QUEUE")
         guard sendQueue.count == outq, receiveQueue.count == inq else {
-            throw CheckpointError("cannot read a TCP connection's queues",
-                                  reason: "read \(sendQueue.count) of \(outq) queued bytes to send, \(receiveQueue.count) of \(inq) received")
+            throw CheckpointError(
+                "cannot read a TCP connection's queues",
+                reason:
+                    "read \(sendQueue.count) of \(outq) queued bytes to send, \(receiveQueue.count) of \(inq) received")
         }
         let window = try Socket.bytesOption(fd, c.ipprotoTCP, c.tcpRepairWindow, size: 20, "TCP_REPAIR_WINDOW")
         return TCPConnectionRecord(
             sendSequence: sendSequence, receiveSequence: receiveSequence, sendQueue: sendQueue, unsentBytes: unsent,
-            receiveQueue: receiveQueue, maxSegment: try Socket.intOption(fd, c.ipprotoTCP, c.tcpMaxSegment, "TCP_MAXSEG"),
+            receiveQueue: receiveQueue,
+            maxSegment: try Socket.intOption(fd, c.ipprotoTCP, c.tcpMaxSegment, "TCP_MAXSEG"),
             options: info[5], sendWindowScale: info[6] & 0xf, receiveWindowScale: info[6] >> 4,
             timestamp: UInt32(bitPattern: try Socket.intOption(fd, c.ipprotoTCP, c.tcpTimestamp, "TCP_TIMESTAMP")),
             window: (0..<window.count / 4).map { u32(window, at: $0 * 4) },
@@ -65,7 +74,9 @@ enum TCPSocket: FileKind {
     }
 
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
-        guard let s = r.socket else { throw ImageError.inconsistent("fd \(r.fd) is a TCP socket without its socket record") }
+        guard let s = r.socket else {
+            throw ImageError.inconsistent("fd \(r.fd) is a TCP socket without its socket record")
+        }
         let fd = try InetSocket.make(s, context, fd: r.fd)
         let what = "TCP socket fd \(r.fd)"
         if let t = s.tcp {
@@ -88,15 +99,19 @@ enum TCPSocket: FileKind {
     /// queue, the window (only after the receive queue: EINVAL before), repair off (sends a
     /// window probe), then the never-sent part written normally.
     static func repair(_ fd: Int32, _ t: TCPConnectionRecord, local: [UInt8], peer: [UInt8], what: String) throws {
-        func set(_ option: Int32, _ value: Int32, _ name: String) throws { try Socket.setIntOption(fd, c.ipprotoTCP, option, value, name) }
+        func set(_ option: Int32, _ value: Int32, _ name: String) throws {
+            try Socket.setIntOption(fd, c.ipprotoTCP, option, value, name)
+        }
         if t.sendQueue.count > 1 << 16 {
-            try Socket.setIntOption(fd, c.solSocket, c.soSendBuffer, Int32(min(t.sendQueue.count * 2, 1 << 30)), "SO_SNDBUF")
+            try Socket.setIntOption(
+                fd, c.solSocket, c.soSendBuffer, Int32(min(t.sendQueue.count * 2, 1 << 30)), "SO_SNDBUF")
         }
         try set(c.tcpRepair, 1, "TCP_REPAIR")
         try set(c.tcpRepairQueue, c.sendQueue, "TCP_REPAIR_QUEUE")
         try set(c.tcpQueueSequence, Int32(bitPattern: t.sendSequence &- UInt32(t.sendQueue.count)), "TCP_QUEUE_SEQ")
         try set(c.tcpRepairQueue, c.receiveQueue, "TCP_REPAIR_QUEUE")
-        try set(c.tcpQueueSequence, Int32(bitPattern: t.receiveSequence &- UInt32(t.receiveQueue.count)), "TCP_QUEUE_SEQ")
+        try set(
+            c.tcpQueueSequence, Int32(bitPattern: t.receiveSequence &- UInt32(t.receiveQueue.count)), "TCP_QUEUE_SEQ")
         try Socket.bind(fd, local, what: what)
         try Socket.connect(fd, peer, what: what)
         // struct tcp_repair_opt { u32 opt_code; u32 opt_val; }: TCPOPT_MAXSEG 2, TCPOPT_WINDOW 3,
@@ -105,7 +120,8 @@ enum TCPSocket: FileKind {
         if t.options & 4 != 0 { options.append((3, UInt32(t.sendWindowScale) | UInt32(t.receiveWindowScale) << 16)) }
         if t.options & 1 != 0 { options.append((8, 0)) }
         if t.options & 2 != 0 { options.append((4, 0)) }
-        try Socket.setBytesOption(fd, c.ipprotoTCP, c.tcpRepairOptions, options.flatMap { bytes($0.0) + bytes($0.1) }, "TCP_REPAIR_OPTIONS")
+        try Socket.setBytesOption(
+            fd, c.ipprotoTCP, c.tcpRepairOptions, options.flatMap { bytes($0.0) + bytes($0.1) }, "TCP_REPAIR_OPTIONS")
         try set(c.tcpTimestamp, Int32(bitPattern: t.timestamp), "TCP_TIMESTAMP")
         try set(c.tcpRepairQueue, c.receiveQueue, "TCP_REPAIR_QUEUE")
         try Socket.sendAll(fd, t.receiveQueue, what: "\(what) (its receive queue)")
@@ -130,8 +146,9 @@ enum TCPSocket: FileKind {
             defer { try? pidfd.close() }
             for fd in (try? ProcFile.numericEntries("/proc/\(pid)/fd")) ?? [] {
                 guard let link = try? ProcFile.link("/proc/\(pid)/fd/\(fd)"),
-                      InetSocket.state(pid: pid, link: link, proto: "tcp") == established,
-                      let local = try? Kernel.pidfdGetfd(pidfd, fd, pid: pid) else { continue }
+                    InetSocket.state(pid: pid, link: link, proto: "tcp") == established,
+                    let local = try? Kernel.pidfdGetfd(pidfd, fd, pid: pid)
+                else { continue }
                 try? Socket.setIntOption(local.rawValue, c.ipprotoTCP, c.tcpRepair, 0, "TCP_REPAIR")
                 try? local.close()
             }
@@ -142,5 +159,7 @@ enum TCPSocket: FileKind {
         UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
     }
 
-    static func bytes(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)] }
+    static func bytes(_ v: UInt32) -> [UInt8] {
+        [UInt8(v & 0xff), UInt8(v >> 8 & 0xff), UInt8(v >> 16 & 0xff), UInt8(v >> 24)]
+    }
 }

@@ -13,7 +13,9 @@ enum UDPSocket: FileKind {
     }
 
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
-        guard let s = r.socket else { throw ImageError.inconsistent("fd \(r.fd) is a UDP socket without its socket record") }
+        guard let s = r.socket else {
+            throw ImageError.inconsistent("fd \(r.fd) is a UDP socket without its socket record")
+        }
         let fd = try InetSocket.make(s, context, fd: r.fd)
         let what = "UDP socket fd \(r.fd)"
         if let local = s.local { try Socket.bind(fd, local, what: what) }

@@ -36,30 +36,42 @@ public enum Socket {
 
     /// socket(2), close-on-exec.
     public static func make(family: Int32, type: Int32, protocol proto: Int32) throws(SyscallError) -> Int32 {
-        try checked("socket(family \(family), type \(type))", "a new socket") { socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto) }
+        try checked("socket(family \(family), type \(type))", "a new socket") {
+            socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
+        }
     }
 
-    public static func intOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ name: String) throws(SyscallError) -> Int32 {
+    public static func intOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ name: String) throws(SyscallError)
+        -> Int32
+    {
         var v: Int32 = 0
         var len = socklen_t(4)
         try checked("getsockopt(\(name))", "socket fd \(fd)") { getsockopt(fd, level, option, &v, &len) }
         return v
     }
 
-    public static func setIntOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32, _ name: String) throws(SyscallError) {
+    public static func setIntOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Int32, _ name: String)
+        throws(SyscallError)
+    {
         var v = value
         try checked("setsockopt(\(name), \(value))", "socket fd \(fd)") { setsockopt(fd, level, option, &v, 4) }
     }
 
     /// An option read as bytes (TCP_INFO, TCP_REPAIR_WINDOW); as many as the kernel gave.
-    public static func bytesOption(_ fd: Int32, _ level: Int32, _ option: Int32, size: Int, _ name: String) throws(SyscallError) -> [UInt8] {
+    public static func bytesOption(_ fd: Int32, _ level: Int32, _ option: Int32, size: Int, _ name: String)
+        throws(SyscallError) -> [UInt8]
+    {
         var buffer = [UInt8](repeating: 0, count: size)
         var len = socklen_t(size)
-        try checked("getsockopt(\(name))", "socket fd \(fd)") { buffer.withUnsafeMutableBytes { getsockopt(fd, level, option, $0.baseAddress, &len) } }
+        try checked("getsockopt(\(name))", "socket fd \(fd)") {
+            buffer.withUnsafeMutableBytes { getsockopt(fd, level, option, $0.baseAddress, &len) }
+        }
         return Array(buffer.prefix(Int(len)))
     }
 
-    public static func setBytesOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ bytes: [UInt8], _ name: String) throws(SyscallError) {
+    public static func setBytesOption(_ fd: Int32, _ level: Int32, _ option: Int32, _ bytes: [UInt8], _ name: String)
+        throws(SyscallError)
+    {
         try checked("setsockopt(\(name))", "socket fd \(fd)") {
             bytes.withUnsafeBytes { setsockopt(fd, level, option, $0.baseAddress, socklen_t($0.count)) }
         }
@@ -72,28 +84,38 @@ public enum Socket {
 
     /// getpeername(2) as raw sockaddr bytes; nil when not connected (ENOTCONN).
     public static func peerAddress(_ fd: Int32) throws(SyscallError) -> [UInt8]? {
-        do { return try address(fd, "getpeername") { getpeername(fd, $0, $1) } } catch where error.errno.rawValue == ENOTCONN { return nil }
+        do { return try address(fd, "getpeername") { getpeername(fd, $0, $1) } } catch
+            where error.errno.rawValue == ENOTCONN
+        { return nil }
     }
 
-    private static func address(_ fd: Int32, _ call: String,
-                                _ body: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) throws(SyscallError) -> [UInt8] {
+    private static func address(
+        _ fd: Int32, _ call: String,
+        _ body: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32
+    ) throws(SyscallError) -> [UInt8] {
         var storage = sockaddr_storage()
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         try checked(call, "socket fd \(fd)") {
-            withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, &len) } }
+            withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, &len) }
+            }
         }
         return withUnsafeBytes(of: &storage) { Array($0.prefix(Int(len))) }
     }
 
     public static func bind(_ fd: Int32, _ address: [UInt8], what: String) throws(SyscallError) {
         try checked("bind(\(Self.describe(address)))", what) {
-            address.withUnsafeBytes { Glibc.bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
+            address.withUnsafeBytes {
+                Glibc.bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+            }
         }
     }
 
     public static func connect(_ fd: Int32, _ address: [UInt8], what: String) throws(SyscallError) {
         try checked("connect(\(Self.describe(address)))", what) {
-            address.withUnsafeBytes { Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
+            address.withUnsafeBytes {
+                Glibc.connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+            }
         }
     }
 
@@ -133,7 +155,9 @@ public enum Socket {
         try checked("sendto", what) {
             bytes.withUnsafeBytes { b in
                 address.withUnsafeBytes { a in
-                    sendto(fd, b.baseAddress, b.count, 0, a.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(a.count))
+                    sendto(
+                        fd, b.baseAddress, b.count, 0, a.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                        socklen_t(a.count))
                 }
             }
         }
@@ -146,7 +170,9 @@ public enum Socket {
         let port = Int(address[2]) << 8 | Int(address[3])
         if family == AF_INET { return address[4..<8].map(String.init).joined(separator: ".") + ":\(port)" }
         if family == AF_INET6 && address.count >= 24 {
-            let words = stride(from: 8, to: 24, by: 2).map { String(Int(address[$0]) << 8 | Int(address[$0 + 1]), radix: 16) }
+            let words = stride(from: 8, to: 24, by: 2).map {
+                String(Int(address[$0]) << 8 | Int(address[$0 + 1]), radix: 16)
+            }
             return "[" + words.joined(separator: ":") + "]:\(port)"
         }
         return "family \(family)"
@@ -158,7 +184,9 @@ public enum NetworkNamespace {
     /// (setns(CLONE_NEWNET) is allowed in a multithreaded process: it is per thread), then puts
     /// the thread back into the one it was in.
     public static func withEntered<T>(_ namespaceFD: Int32, _ body: () throws -> T) throws -> T {
-        let own = try checked("open", "/proc/thread-self/ns/net") { vos_open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC, 0) }
+        let own = try checked("open", "/proc/thread-self/ns/net") {
+            vos_open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC, 0)
+        }
         defer { close(own) }
         try enter(namespaceFD, what: "the capsule's network namespace")
         defer { try? enter(own, what: "vos's own network namespace") }
@@ -166,7 +194,9 @@ public enum NetworkNamespace {
     }
 
     static func enter(_ fd: Int32, what: String) throws(SyscallError) {
-        try checked("setns(CLONE_NEWNET)", what) { Int32(truncatingIfNeeded: vos_syscall6(308, Int(fd), 0x4000_0000, 0, 0, 0, 0)) }
+        try checked("setns(CLONE_NEWNET)", what) {
+            Int32(truncatingIfNeeded: vos_syscall6(308, Int(fd), 0x4000_0000, 0, 0, 0, 0))
+        }
     }
 
     /// An fd of the network namespace of `pid` (/proc/PID/ns/net).
