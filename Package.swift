@@ -56,6 +56,7 @@ let package = Package(
         .executableTarget(name: "vos-test-swiftcounter", path: "Sources/TestPrograms/swiftcounter"),
         .executableTarget(name: "vos-test-tree", path: "Sources/TestPrograms/tree"),
         .executableTarget(name: "vos-test-shm", path: "Sources/TestPrograms/shm"),
+        .executableTarget(name: "vos-test-unix", path: "Sources/TestPrograms/unix"),
         .executableTarget(name: "vos-test-sysv", path: "Sources/TestPrograms/sysv"),
         .testTarget(name: "VOSImageTests", dependencies: ["VOSImage"]),
         .testTarget(name: "VOSLinuxTests", dependencies: ["VOSLinux"]),
@@ -65,6 +66,7 @@ let package = Package(
                 "VOSLinux",
                 "vos", "vos-test-counter", "vos-test-memhog", "vos-test-threads", "vos-test-state",
                 "vos-test-fds", "vos-test-unsupported", "vos-test-swiftcounter", "vos-test-tree", "vos-test-shm",
+                "vos-test-unix",
                 "vos-test-sysv",
             ]
         ),

@@ -102,6 +102,7 @@ struct ImageView: Encodable {
             if f.blob != nil { note = "deleted while open; contents saved" }
             if let t = f.epollTargets { note = "watches fds \(t.map { String($0.fd) }.joined(separator: ","))" }
             if let c = f.eventfdCount { note = "count \(c)" }
+            if f.unixInode != nil { note = unixNote(f) }
             return File(fd: f.fd, kind: f.kind, path: f.path, flags: String(f.flags, radix: 8), position: f.position, note: note)
         }
         signalActions = p.signalActions
@@ -167,4 +168,19 @@ func signalNumber(_ info: [UInt8]) -> Int32 {
 
 extension String {
     func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}
+
+/// "stream, connected to socket:[12], 5000 unread bytes", "datagram, bound to /run/x.sock, 3 unread datagrams".
+private func unixNote(_ f: FileRecord) -> String {
+    var parts = [[1: "stream", 2: "datagram", 5: "seqpacket"][f.unixType ?? 0] ?? "type \(f.unixType ?? 0)"]
+    if let name = f.unixName {
+        let text = name.first == 0 ? "@" + String(decoding: name.dropFirst(), as: UTF8.self) : String(decoding: name.prefix { $0 != 0 }, as: UTF8.self)
+        parts.append(f.unixBacklog != nil ? "listening on \(text), backlog \(f.unixBacklog ?? 0)" : "named \(text)")
+    }
+    if let peer = f.unixPeerInode { parts.append(peer == 0 ? "its peer closed" : "connected to socket:[\(peer)]") }
+    if let q = f.unixQueue {
+        parts.append(f.unixType == 1 ? "\(q.reduce(0) { $0 + $1.wrappedValue.count }) unread bytes" : "\(q.count) unread \(f.unixType == 5 ? "records" : "datagrams")")
+    }
+    if let m = f.unixShutdown { parts.append(["", "shut down for reading", "shut down for writing", "shut down"][Int(m & 3)]) }
+    return parts.joined(separator: ", ")
 }

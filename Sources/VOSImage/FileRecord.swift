@@ -51,6 +51,22 @@ public struct FileRecord: Codable, Sendable {
     public var sameDescriptionAs: Int32?
     /// With `sameDescriptionAs`: the fd belongs to this other process of the tree (shared by fork).
     public var sameDescriptionProcess: PID?
+    /// Unix sockets: the socket's inode (a pair's ends name each other by it), SOCK_* type, bound
+    /// name (sun_path bytes; an abstract name starts with 0), the peer's inode (0: the peer was
+    /// closed), a listener's backlog, the shutdown mask (1 read, 2 write), the unread messages
+    /// (one base64 string per datagram or seqpacket record; a stream's bytes as one) and the
+    /// options kept (getsockopt values: the buffer sizes as the kernel doubled them).
+    public var unixInode: UInt64?
+    public var unixType: Int32?
+    @OptionalBase64 public var unixName: [UInt8]?
+    public var unixPeerInode: UInt64?
+    public var unixBacklog: UInt32?
+    public var unixShutdown: UInt8?
+    public var unixQueue: [Base64]?
+    public var unixPassCredentials: Bool?
+    public var unixSendBuffer: Int32?
+    public var unixReceiveBuffer: Int32?
+    public var unixPeekOffset: Int32?
 
     public init(fd: Int32, kind: String, flags: Int32, position: UInt64, path: String) {
         self.fd = fd

@@ -22,6 +22,9 @@ struct OpenFile {
     /// image, not terminals from outside.
     var ptyMasters: Set<Int32> = []
 
+    /// For socket fds: what sock_diag says of every unix socket, and which the listed processes hold.
+    var unixSockets: UnixSocketTable? = nil
+
     var isFIFO: Bool { mode & S_IFMT == S_IFIFO }
     var isRegular: Bool { mode & S_IFMT == S_IFREG }
     var isDirectory: Bool { mode & S_IFMT == S_IFDIR }
@@ -49,7 +52,7 @@ extension FileKind {
 enum FileKinds {
     static let all: [any FileKind.Type] = [
         PtyMaster.self, PtySlave.self, InheritedStream.self, OpenPath.self, Memfd.self, RegularFile.self, Directory.self, CharacterDevice.self, Pipe.self,
-        FIFO.self, Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self, TCPSocket.self, UDPSocket.self,
+        FIFO.self, Eventfd.self, Epoll.self, Timerfd.self, Signalfd.self, UnixSocket.self, TCPSocket.self, UDPSocket.self,
     ]
 
     static func kind(tag: String) -> (any FileKind.Type)? { all.first { $0.tag == tag } }
@@ -58,6 +61,7 @@ enum FileKinds {
     /// What an unsupported fd is, for the error message.
     static func describe(_ file: OpenFile) -> String {
         let link = file.link
+        if let reason = UnixSocket.refusal(file) { return reason }
         if link.hasPrefix("socket:") { return "a socket (\(link))" }
         if link.hasPrefix("anon_inode:") {
             // "anon_inode:inotify", "anon_inode:[pidfd]", "anon_inode:[userfaultfd]"...
@@ -109,12 +113,15 @@ final class FileRestoreContext {
     /// tree that share its description.
     var installed: [String: Int32] = [:]
     /// Memory objects recreated as memfds, by key (MappedObjects).
+    var objects: [String: Int32] = [:]
+    /// Unix sockets made for the restore, by saved inode: a pair's second end waits here for
+    /// its fd (maybe in another process of the tree).
+    var unixSockets: [UInt64: Int32] = [:]
     /// The restored tree's root (a capsule's init stub), whose /proc/PID/root shows the
     /// capsule's mounts (its devpts instance).
     var rootPID: PID?
     /// pty masters recreated, by index (Terminal).
     var ptys: [Int32: Int32] = [:]
-    var objects: [String: Int32] = [:]
     /// A pidfd of vos itself, opened before any stub is cloned so that every stub inherits it
     /// at this number: a stub in another PID namespace could not open one (vos has no PID there).
     let vosPidfd: Int32

@@ -37,6 +37,7 @@ enum FileTable {
                 return f
             }
         }
+        try UnixSocketTable.attach(&result)
         return result
     }
 
