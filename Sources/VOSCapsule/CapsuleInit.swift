@@ -50,18 +50,23 @@ public enum CapsuleInit {
         exit((mainStatus & 0x7f) == 0 ? (mainStatus >> 8) & 0xff : 128 + (mainStatus & 0x7f))
     }
 
-    static func spawn(_ command: [String]) -> PID {
+    /// posix_spawnp of the command with nothing blocked and default dispositions (the init
+    /// itself ignores nothing, but a command must not inherit vos's state); `setsid` and
+    /// `actions` for a command on a terminal.
+    static func spawn(_ command: [String], setsid: Bool = false, actions: UnsafePointer<posix_spawn_file_actions_t>? = nil) -> PID {
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
         var empty = sigset_t(), all = sigset_t()
         sigemptyset(&empty)
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attr, &empty)
         posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (setsid ? VOS_POSIX_SPAWN_SETSID : 0)))
         let argv = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
         var pid: PID = 0
-        let r = posix_spawnp(&pid, command[0], nil, &attr, argv, environ)
+        let r = posix_spawnp(&pid, command[0], actions, &attr, argv, environ)
         if r != 0 { fail("vos capsule init: cannot start \(command[0]): \(String(cString: strerror(r)))") }
         return pid
     }

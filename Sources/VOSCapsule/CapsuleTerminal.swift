@@ -31,25 +31,14 @@ public enum CapsuleTerminal {
     /// posix_spawn in a new session with the pty slave as stdin, stdout and stderr (opened
     /// after setsid, it becomes the controlling terminal).
     static func spawn(_ command: [String], slave: String) -> PID {
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        var empty = sigset_t(), all = sigset_t()
-        sigemptyset(&empty)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attr, &empty)
-        posix_spawnattr_setsigdefault(&attr, &all)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | VOS_POSIX_SPAWN_SETSID))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0)
         posix_spawn_file_actions_adddup2(&actions, 0, 1)
         posix_spawn_file_actions_adddup2(&actions, 0, 2)
         if getenv("TERM") == nil { setenv("TERM", "xterm", 1) }
-        let argv = command.map { strdup($0) } + [nil]
-        var pid: PID = 0
-        let r = posix_spawnp(&pid, command[0], &actions, &attr, argv, environ)
-        if r != 0 { CapsuleInit.fail("vos capsule init: cannot start \(command[0]): \(String(cString: strerror(r)))") }
-        return pid
+        return CapsuleInit.spawn(command, setsid: true, actions: &actions)
     }
 
     /// The init's loop for a --tty capsule: terminal output to the log (fd 1) and to the
