@@ -168,6 +168,42 @@ let echoServer = """
 
     """
 
+/// Bulk client: streams 4 MiB (8-byte big-endian counters) at about 1.6 MB/s on one thread and
+/// checks the echo byte for byte on another; prints "got N" every 256 KiB, then "done N", or
+/// "error ..." at the first wrong, missing or extra byte.
+let bulkClient = """
+    import socket, struct, sys, threading, time
+    total = 4 << 20
+    data = b"".join(struct.pack(">Q", k) for k in range(total // 8))
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=60)
+    def send():
+        for i in range(0, total, 32768):
+            s.sendall(data[i:i + 32768])
+            time.sleep(0.02)
+    threading.Thread(target=send, daemon=True).start()
+    got = 0
+    mark = 0
+    try:
+        while got < total:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise Exception("connection closed")
+            if data[got:got + len(chunk)] != chunk:
+                raise Exception("wrong bytes at offset %d" % got)
+            got += len(chunk)
+            if got >= mark + (256 << 10):
+                mark = got
+                print("got %d" % got, flush=True)
+        print("done %d" % got, flush=True)
+    except Exception as e:
+        print("error after %d bytes: %s" % (got, e), flush=True)
+
+    """
+
+/// An echo server slower than the bulk client (about 1 MB/s): its receive queue fills up.
+let slowEchoServer = "import time\n"
+    + echoServer.replacingOccurrences(of: "c.sendall(d)", with: "c.sendall(d)\n    time.sleep(0.004)")
+
 @Suite(.serialized)
 struct CapsuleNetworkTests {
     /// "ok N" lines of an echo client's output, and whether they are 0, 1, 2... with no gap or repeat.
@@ -259,6 +295,62 @@ struct CapsuleNetworkTests {
         #expect(e.error == nil, "\(e.error ?? "")")
         #expect(
             e.continuous && e.count >= before + 30, "\(e.count) echoes (\(before) before), continuous: \(e.continuous)")
+    }
+
+    /// A stream in flight in both directions (queues full of unread, unsent and unacknowledged
+    /// bytes at the checkpoint) arrives whole and in order after the restore.
+    @Test func bulkStreamSurvives() throws {
+        let n = try NetworkFixture()
+        defer { n.cleanup() }
+        // A server slower than the client: its receive queue holds unread bytes at the checkpoint.
+        let server = try n.script("server.py", slowEchoServer)
+        try n.run("bulk", ip: 70, [python3, server, "0.0.0.0", "7002"])
+        let out = n.f.path("client.txt")
+        let client = try n.script("bulk.py", bulkClient)
+        func progress() -> (count: Int, done: Bool, error: String?) {
+            let l = lines(out)
+            return (l.filter { $0.hasPrefix("got ") }.count, l.contains { $0.hasPrefix("done ") }, l.first { $0.hasPrefix("error") })
+        }
+        var started = false
+        for _ in 0..<50 where !started {  // the server may not listen yet
+            try? FileManager.default.removeItem(atPath: out)
+            let pid = try n.f.start(python3, [client, n.address(70), "7002"], stdout: out)
+            started = waitUntil(3) { progress().count >= 2 || !n.f.isAlive(pid) } && progress().count >= 2
+            if !started { kill(pid, SIGKILL); n.f.reap(pid); usleep(100_000) }
+        }
+        try #require(started, "the client never got going: \(lines(out))")
+        try n.checkpoint("bulk", image: "img")
+        #expect(imageHoldsConnection(n.f.path("img")), "the image holds no established TCP connection")
+        usleep(300_000)
+        try n.restore("img")
+        #expect(waitUntil(60) { progress().done || progress().error != nil }, "\(lines(out).suffix(3))")
+        #expect(progress().error == nil, "\(progress().error ?? "")")
+        #expect(progress().done)
+    }
+
+    /// The same stream started by a client in the capsule towards a slow server on the host: the
+    /// capsule's send queue holds bytes never sent and bytes not yet acknowledged at the checkpoint.
+    @Test func bulkStreamFromCapsuleSurvives() throws {
+        let n = try NetworkFixture()
+        defer { n.cleanup() }
+        try n.run("idle", ip: 41, ["/bin/sleep", "1000"])  // makes the bridge
+        let server = try n.script("server.py", slowEchoServer)
+        try n.f.start(python3, [server, n.gateway, "7003"])
+        let out = n.f.path("client.txt")
+        let client = try n.script("bulk.py", "import time; time.sleep(0.5)\n" + bulkClient)
+        try n.run("bulk", ip: 71, ["/bin/sh", "-c", "exec \(python3) \(client) \(n.gateway) 7003 > \(out)"])
+        func progress() -> (count: Int, done: Bool, error: String?) {
+            let l = lines(out)
+            return (l.filter { $0.hasPrefix("got ") }.count, l.contains { $0.hasPrefix("done ") }, l.first { $0.hasPrefix("error") })
+        }
+        #expect(waitUntil(15) { progress().count >= 2 || progress().error != nil }, "\(lines(out))")
+        try n.checkpoint("bulk", image: "img")
+        #expect(imageHoldsConnection(n.f.path("img")), "the image holds no established TCP connection")
+        usleep(300_000)
+        try n.restore("img")
+        #expect(waitUntil(60) { progress().done || progress().error != nil }, "\(lines(out).suffix(3))")
+        #expect(progress().error == nil, "\(progress().error ?? "")")
+        #expect(progress().done)
     }
 
     /// The reverse: a client in the capsule connected to a server on the host (the bridge's
