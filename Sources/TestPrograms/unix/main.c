@@ -3,8 +3,9 @@
  *   dgram      socketpair(SOCK_DGRAM)       A has SO_SNDBUF 50000
  *   seqpacket  socketpair(SOCK_SEQPACKET)   B has SO_RCVBUF 60000
  *   named      a connection accepted (A) from a listener at WORK/listen.sock (kept by A), client B
- *   bound      a SOCK_DGRAM socket bound at WORK/dgram.sock (A); B sends to it with sendto()
+ *   bound      a SOCK_DGRAM socket bound at WORK/dgram.sock (A); B connect()s to it and sends
  *   shut       socketpair(SOCK_STREAM): B writes "bye" and shuts down its writing side
+ *   orphan     socketpair(SOCK_STREAM): B writes "end" and closes its end
  * Mode "one": both sides in one process; mode "two": A is the parent, B a forked child.
  * Each side first sends 5 messages (stream, named: 5000 bytes) on each channel and leaves what
  * it receives unread, appends "ready A"/"ready B" to REPORT, and waits for the file WORK/go.
@@ -27,8 +28,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-enum { STREAM, DGRAM, SEQPACKET, NAMED, BOUND, SHUT, CHANNELS };
-static const char *names[CHANNELS] = {"stream", "dgram", "seqpacket", "named", "bound", "shut"};
+enum { STREAM, DGRAM, SEQPACKET, NAMED, BOUND, SHUT, ORPHAN, CHANNELS };
+static const char *names[CHANNELS] = {"stream", "dgram", "seqpacket", "named", "bound", "shut", "orphan"};
 enum { QUEUED = 5, ROUNDS = 20, CHUNK = 1000 };
 
 struct end {
@@ -97,14 +98,7 @@ static void send_one(struct end *e) {
     size_t len = msg_len(e->dir, e->out_seq);
     memcpy(buf, &e->out_seq, 4);
     for (size_t i = 4; i < len; i++) buf[i] = msg_byte(e->dir, e->out_seq, i);
-    ssize_t n;
-    if (e->fd == ends[1][BOUND].fd) {
-        socklen_t l;
-        struct sockaddr_un a = addr("dgram.sock", &l);
-        n = sendto(e->fd, buf, len, 0, (struct sockaddr *)&a, l);
-    } else {
-        n = send(e->fd, buf, len, 0);
-    }
+    ssize_t n = send(e->fd, buf, len, 0);
     if (n != (ssize_t)len) return fail(e, "send seq %u: %zd (%s)", e->out_seq, n, strerror(errno));
     e->out_seq++;
 }
@@ -183,14 +177,18 @@ static void make_channels(void) {
     if (bind(receiver, (struct sockaddr *)&d, l) != 0) { perror("bind dgram"); exit(1); }
     ends[0][BOUND] = (struct end){.fd = receiver, .type = SOCK_DGRAM, .dir = 0};
     ends[1][BOUND] = (struct end){.fd = socket(AF_UNIX, SOCK_DGRAM, 0), .type = SOCK_DGRAM, .dir = 1};
+    if (connect(ends[1][BOUND].fd, (struct sockaddr *)&d, l) != 0) { perror("connect dgram"); exit(1); }
 
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) { perror("socketpair"); exit(1); }
     ends[0][SHUT] = (struct end){.fd = sv[0], .type = SOCK_STREAM, .dir = 0};
     ends[1][SHUT] = (struct end){.fd = sv[1], .type = SOCK_STREAM, .dir = 1};
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) { perror("socketpair"); exit(1); }
+    ends[0][ORPHAN] = (struct end){.fd = sv[0], .type = SOCK_STREAM, .dir = 0};
+    ends[1][ORPHAN] = (struct end){.fd = sv[1], .type = SOCK_STREAM, .dir = 1};
 }
 
-static int sends(int side, int c) { return !(c == SHUT || (c == BOUND && side == 0)); }
-static int receives(int side, int c) { return !(c == SHUT || (c == BOUND && side == 1)); }
+static int sends(int side, int c) { return !(c == SHUT || c == ORPHAN || (c == BOUND && side == 0)); }
+static int receives(int side, int c) { return !(c == SHUT || c == ORPHAN || (c == BOUND && side == 1)); }
 
 static void queue_phase(int side) {
     for (int c = 0; c < CHANNELS; c++)
@@ -199,6 +197,8 @@ static void queue_phase(int side) {
     if (side == 1) {
         (void)!write(ends[1][SHUT].fd, "bye", 3);
         shutdown(ends[1][SHUT].fd, SHUT_WR);
+        (void)!write(ends[1][ORPHAN].fd, "end", 3);
+        close(ends[1][ORPHAN].fd);
     }
 }
 
@@ -219,7 +219,7 @@ static void check_phase(int side, int both) {
         }
     }
     for (int c = 0; c < CHANNELS; c++) {
-        if (c == SHUT) continue;
+        if (c == SHUT || c == ORPHAN) continue;
         struct end *e = &ends[side][c];
         if (e->failed[0]) say("FAIL %s %s: %s\n", names[c], s, e->failed);
         else say("ok %s %s\n", names[c], s);
@@ -229,12 +229,16 @@ static void check_phase(int side, int both) {
         if (opt(ends[0][STREAM].fd, SO_PASSCRED) != 1) snprintf(why, sizeof why, "SO_PASSCRED is off");
         else if (opt(ends[0][DGRAM].fd, SO_SNDBUF) != sndbuf_before)
             snprintf(why, sizeof why, "SO_SNDBUF %d, was %d", opt(ends[0][DGRAM].fd, SO_SNDBUF), sndbuf_before);
-        char buf[10];
-        ssize_t n = 0, got = 0;
-        while (got < 3 && wait_fd(ends[0][SHUT].fd, POLLIN) && (n = read(ends[0][SHUT].fd, buf + got, sizeof buf - got)) > 0) got += n;
-        if (got != 3 || memcmp(buf, "bye", 3) != 0) say("FAIL shut A: read %zd bytes before EOF\n", got);
-        else if (!wait_fd(ends[0][SHUT].fd, POLLIN) || read(ends[0][SHUT].fd, buf, sizeof buf) != 0) say("FAIL shut A: no EOF after bye\n");
-        else say("ok shut A\n");
+        for (int c = SHUT; c <= ORPHAN; c++) {
+            const char *word = c == SHUT ? "bye" : "end";
+            int fd = ends[0][c].fd;
+            char buf[10];
+            ssize_t n = 0, got = 0;
+            while (got < 3 && wait_fd(fd, POLLIN) && (n = read(fd, buf + got, sizeof buf - got)) > 0) got += n;
+            if (got != 3 || memcmp(buf, word, 3) != 0) say("FAIL %s A: read %zd bytes before EOF\n", names[c], got);
+            else if (!wait_fd(fd, POLLIN) || read(fd, buf, sizeof buf) != 0) say("FAIL %s A: no EOF after %s\n", names[c], word);
+            else say("ok %s A\n", names[c]);
+        }
     } else {
         if (!(fcntl(ends[1][STREAM].fd, F_GETFL) & O_NONBLOCK)) snprintf(why, sizeof why, "O_NONBLOCK is off");
         else if (opt(ends[1][SEQPACKET].fd, SO_RCVBUF) != rcvbuf_before)

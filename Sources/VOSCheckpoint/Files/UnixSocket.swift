@@ -195,7 +195,7 @@ enum UnixSocket: FileKind {
             try setOptions(a, r, what)
             return
         }
-        let s = context.track(try checked("socket(AF_UNIX, \(type))", what) { socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        let s = context.track(try made(in: context) { try checked("socket(AF_UNIX, \(type))", what) { socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0) } })
         context.unixSockets[ino] = s
         if let name = r.unixName {
             try removeStale(name, what)
@@ -223,8 +223,14 @@ enum UnixSocket: FileKind {
 
     static func pair(_ type: Int32, _ context: FileRestoreContext, _ what: String) throws -> (Int32, Int32) {
         var sv: [Int32] = [0, 0]
-        try checked("socketpair(AF_UNIX, \(type))", what) { socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) }
+        try made(in: context) { try checked("socketpair(AF_UNIX, \(type))", what) { socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) } }
         return (context.track(sv[0]), context.track(sv[1]))
+    }
+
+    /// Runs `create` inside the capsule's network namespace when it has its own: a unix socket
+    /// belongs to the namespace it is made in, which holds its abstract name and its sock_diag entry.
+    static func made<T>(in context: FileRestoreContext, _ create: () throws -> T) throws -> T {
+        try context.networkNamespace.map { try NetworkNamespace.withEntered($0, create) } ?? create()
     }
 
     /// Sends the saved unread messages to `receiver` from `sender` (its peer, or a helper socket
