@@ -246,7 +246,9 @@ struct CapsuleNetworkTests {
         try "hello from the capsule\n".write(toFile: www + "/index.txt", atomically: true, encoding: .utf8)
         try n.run("web", ip: 10, [python3, "-m", "http.server", "8000", "--bind", "0.0.0.0", "--directory", www])
         let url = "http://\(n.address(10)):8000/index.txt"
-        #expect(waitUntil(15) { get(url) == "hello from the capsule\n" }, "no answer before the checkpoint")
+        // http.server resolves its address's name before it listens: the capsule reaches no DNS
+        // server (no route out of the bridge), so that takes the resolver's timeouts (~10 s here).
+        #expect(waitUntil(60) { get(url) == "hello from the capsule\n" }, "no answer before the checkpoint")
 
         try n.checkpoint("web", image: "img")
         #expect(get(url) == nil, "the checkpointed capsule still answers")
