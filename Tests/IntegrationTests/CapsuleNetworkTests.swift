@@ -255,7 +255,7 @@ struct CapsuleNetworkTests {
         try n.restore("img")
         #expect(waitUntil(15) { get(url) == "hello from the capsule\n" }, "no answer after the restore")
         let ps = try n.vos(["ps"]).stdout
-        #expect(ps.contains("web"), "\(ps)")
+        #expect(ps.contains("ip \(n.address(10))"), "\(ps)")
     }
 
     /// A client on the host connected to an echo server in the capsule keeps its connection
