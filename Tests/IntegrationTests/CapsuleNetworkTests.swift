@@ -21,6 +21,14 @@ final class NetworkFixture {
     }
 
     func address(_ host: Int) -> String { "\(subnet).\(host)" }
+
+    /// The host end of the veth of the capsule at `address(host)` (vOS names it for the address).
+    func veth(_ host: Int) -> String {
+        "vh"
+            + String(
+                format: "%08x",
+                (10 << 24) | (200 << 16) | (UInt32(subnet.split(separator: ".")[2])! << 8) | UInt32(host))
+    }
     var gateway: String { address(1) }
 
     func vos(_ args: [String]) throws -> CommandResult {
@@ -71,15 +79,8 @@ final class NetworkFixture {
             _ = try? vos(["rm", c])
         }
         f.cleanup()
-        for n in 2..<255 {
-            let veth =
-                "vh"
-                + String(
-                    format: "%08x",
-                    (10 << 24) | (200 << 16) | (UInt32(subnet.split(separator: ".")[2])! << 8) | UInt32(n))
-            if FileManager.default.fileExists(atPath: "/sys/class/net/\(veth)") {
-                _ = shell("/usr/sbin/ip", ["link", "del", veth])
-            }
+        for n in 2..<255 where FileManager.default.fileExists(atPath: "/sys/class/net/\(veth(n))") {
+            _ = shell("/usr/sbin/ip", ["link", "del", veth(n)])
         }
         if FileManager.default.fileExists(atPath: "/sys/class/net/\(bridge)") {
             _ = shell("/usr/sbin/ip", ["link", "del", bridge])
@@ -201,7 +202,8 @@ let bulkClient = """
     """
 
 /// An echo server slower than the bulk client (about 1 MB/s): its receive queue fills up.
-let slowEchoServer = "import time\n"
+let slowEchoServer =
+    "import time\n"
     + echoServer.replacingOccurrences(of: "c.sendall(d)", with: "c.sendall(d)\n    time.sleep(0.004)")
 
 @Suite(.serialized)
@@ -311,14 +313,21 @@ struct CapsuleNetworkTests {
         let client = try n.script("bulk.py", bulkClient)
         func progress() -> (count: Int, done: Bool, error: String?) {
             let l = lines(out)
-            return (l.filter { $0.hasPrefix("got ") }.count, l.contains { $0.hasPrefix("done ") }, l.first { $0.hasPrefix("error") })
+            return (
+                l.filter { $0.hasPrefix("got ") }.count, l.contains { $0.hasPrefix("done ") },
+                l.first { $0.hasPrefix("error") }
+            )
         }
         var started = false
         for _ in 0..<50 where !started {  // the server may not listen yet
             try? FileManager.default.removeItem(atPath: out)
             let pid = try n.f.start(python3, [client, n.address(70), "7002"], stdout: out)
             started = waitUntil(3) { progress().count >= 2 || !n.f.isAlive(pid) } && progress().count >= 2
-            if !started { kill(pid, SIGKILL); n.f.reap(pid); usleep(100_000) }
+            if !started {
+                kill(pid, SIGKILL)
+                n.f.reap(pid)
+                usleep(100_000)
+            }
         }
         try #require(started, "the client never got going: \(lines(out))")
         try n.checkpoint("bulk", image: "img")
@@ -343,7 +352,10 @@ struct CapsuleNetworkTests {
         try n.run("bulk", ip: 71, ["/bin/sh", "-c", "exec \(python3) \(client) \(n.gateway) 7003 > \(out)"])
         func progress() -> (count: Int, done: Bool, error: String?) {
             let l = lines(out)
-            return (l.filter { $0.hasPrefix("got ") }.count, l.contains { $0.hasPrefix("done ") }, l.first { $0.hasPrefix("error") })
+            return (
+                l.filter { $0.hasPrefix("got ") }.count, l.contains { $0.hasPrefix("done ") },
+                l.first { $0.hasPrefix("error") }
+            )
         }
         #expect(waitUntil(15) { progress().count >= 2 || progress().error != nil }, "\(lines(out))")
         try n.checkpoint("bulk", image: "img")
@@ -441,5 +453,10 @@ struct CapsuleNetworkTests {
         let bad = try n.vos(["run", "--name", "third", "--net", "--ip", "10.201.0.5/24", "--", "/bin/sleep", "1000"])
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("is not a host address of the bridge"), "\(bad.stderr)")
+
+        // vos stop takes the capsule's veth away.
+        #expect(FileManager.default.fileExists(atPath: "/sys/class/net/\(n.veth(60))"))
+        #expect(try n.vos(["stop", "first"]).status == 0)
+        #expect(waitUntil(5) { !FileManager.default.fileExists(atPath: "/sys/class/net/\(n.veth(60))") })
     }
 }
