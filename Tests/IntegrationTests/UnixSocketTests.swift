@@ -10,7 +10,9 @@ import Testing
 struct UnixSocketTests {
     /// Every "ok" line vos-test-unix writes when all its checks pass, in either mode.
     static let expected: Set<String> = Set(
-        ["stream", "dgram", "seqpacket", "named", "bound", "shut", "options", "listen"].flatMap { ["ok \($0) A", "ok \($0) B"] }
+        ["stream", "dgram", "seqpacket", "named", "bound", "shut", "options", "listen"].flatMap {
+            ["ok \($0) A", "ok \($0) B"]
+        }
             + ["ok orphan A"])
 
     func vos(_ f: Fixture, _ args: [String]) throws -> CommandResult {
@@ -29,20 +31,29 @@ struct UnixSocketTests {
     }
 
     /// Creates the go file and waits for both sides' "done"; every check must have passed.
-    func expectAllChecksPass(_ f: Fixture, work: String, report: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectAllChecksPass(
+        _ f: Fixture, work: String, report: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         FileManager.default.createFile(atPath: work + "/go", contents: nil)
         let done = waitUntil(20) { Set(lines(report)).isSuperset(of: ["done A", "done B"]) }
         let got = lines(report)
         #expect(done, "the program did not finish its checks: \(got)", sourceLocation: sourceLocation)
-        #expect(got.filter { $0.hasPrefix("FAIL") }.isEmpty, "\(got.filter { $0.hasPrefix("FAIL") })", sourceLocation: sourceLocation)
-        #expect(Set(got).isSuperset(of: Self.expected), "missing: \(Self.expected.subtracting(got).sorted())", sourceLocation: sourceLocation)
+        #expect(
+            got.filter { $0.hasPrefix("FAIL") }.isEmpty, "\(got.filter { $0.hasPrefix("FAIL") })",
+            sourceLocation: sourceLocation)
+        #expect(
+            Set(got).isSuperset(of: Self.expected), "missing: \(Self.expected.subtracting(got).sorted())",
+            sourceLocation: sourceLocation)
     }
 
     func startOne(_ f: Fixture) throws -> (pid: Int32, work: String, report: String) {
-        let work = f.path("w"), report = f.path("report.txt")
+        let work = f.path("w")
+        let report = f.path("report.txt")
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let pid = try f.start(Products.path("vos-test-unix"), [report, work, "one"])
-        try #require(waitUntil { Set(lines(report)).isSuperset(of: ["ready A", "ready B"]) }, "not ready: \(lines(f.path("stderr-0.txt")))")
+        try #require(
+            waitUntil { Set(lines(report)).isSuperset(of: ["ready A", "ready B"]) },
+            "not ready: \(lines(f.path("stderr-0.txt")))")
         return (pid, work, report)
     }
 
@@ -54,18 +65,36 @@ struct UnixSocketTests {
         expectAllChecksPass(f, work: work, report: report)
     }
 
-    /// One process holding both ends of every channel: `vos checkpoint --pid`, restore; every
-    /// unread byte and datagram is read once, in order, with its boundaries, after the restore;
-    /// the listener accepts a new connection at its path; the options are as they were.
+    /// One process holding both ends of every channel: `vos checkpoint --pid`, restore, and
+    /// again (the sockets vos made are checkpointed like the program's own); every unread byte
+    /// and datagram is read once, in order, with its boundaries, after the restore; the listener
+    /// accepts a new connection at its path; the options are as they were.
     @Test func singleProcessComesBack() throws {
         let f = try Fixture()
         defer { f.cleanup() }
         let (pid, work, report) = try startOne(f)
-        let image = f.path("img")
-        try f.checkpoint(pid, image)
-        let inspect = try f.vos(["inspect", image])
+        try f.checkpoint(pid, f.path("img1"))
+        let inspect = try f.vos(["inspect", f.path("img1")])
         #expect(inspect.status == 0, "\(inspect.stderr)")
-        _ = try f.restore(image)
+        #expect(inspect.stdout.contains("(datagram, connected to socket:["), "\(inspect.stdout)")
+        #expect(
+            inspect.stdout.contains("5 unread datagrams") && inspect.stdout.contains("5000 unread bytes"),
+            "\(inspect.stdout)")
+        #expect(inspect.stdout.contains("listening on \(work)/listen.sock, backlog 7"), "\(inspect.stdout)")
+        let restored = try f.restore(f.path("img1"))
+        try f.checkpoint(restored, f.path("img2"))
+        _ = try f.restore(f.path("img2"))
+        expectAllChecksPass(f, work: work, report: report)
+    }
+
+    /// `--leave-running`: the unread data was only peeked, so the original reads every message
+    /// once, and its own peek offset is as it was.
+    @Test func leaveRunningConsumesNothing() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let (pid, work, report) = try startOne(f)
+        try f.checkpoint(pid, f.path("img"), leaveRunning: true)
+        #expect(f.isAlive(pid))
         expectAllChecksPass(f, work: work, report: report)
     }
 
@@ -74,11 +103,13 @@ struct UnixSocketTests {
     @Test func capsuleProcessesStayConnected() throws {
         let f = try Fixture()
         defer { f.cleanup() }
-        let work = f.path("w"), report = f.path("report.txt")
+        let work = f.path("w")
+        let report = f.path("report.txt")
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         let r = try vos(f, ["run", "--name", "unix", "--", Products.path("vos-test-unix"), report, work, "two"])
         try #require(r.status == 0, "vos run: \(r.stderr)")
-        try #require(waitUntil { Set(lines(report)).isSuperset(of: ["ready A", "ready B"]) }, "not ready: \(lines(report))")
+        try #require(
+            waitUntil { Set(lines(report)).isSuperset(of: ["ready A", "ready B"]) }, "not ready: \(lines(report))")
         for h in try hostPIDs(f, "unix") { f.adopt(h) }
         let cp = try vos(f, ["checkpoint", "unix", "--image", f.path("img")])
         try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
@@ -94,27 +125,34 @@ struct UnixSocketTests {
     @Test func peerOutsideTheImageIsRefused() throws {
         let f = try Fixture()
         defer { f.cleanup() }
-        let path = f.path("server.sock"), report = f.path("report.txt")
+        let path = f.path("server.sock")
+        let report = f.path("report.txt")
         let server = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(server) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(server, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         try #require(bound == 0 && listen(server, 1) == 0, "bind/listen: errno \(errno)")
         let pid = try f.start(Products.path("vos-test-unix"), [report, f.directory, "outside", path])
         let conn = accept(server, nil, nil)
         defer { close(conn) }
         try #require(waitUntil { lines(report).contains("ready A") })
-        let fd = try #require(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap(Int32.init).first {
-            ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) ?? "").hasPrefix("socket:")
-        })
+        let fd = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap(Int32.init).first {
+                ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)")) ?? "").hasPrefix(
+                    "socket:")
+            })
         let r = try f.vos(["checkpoint", "--pid", String(pid), "--image", f.path("img")])
         #expect(r.status != 0)
         #expect(r.stderr.contains("fd \(fd) is a unix stream socket"), "\(r.stderr)")
-        #expect(r.stderr.contains("connected to \(path)") && r.stderr.contains("outside the checkpointed processes"), "\(r.stderr)")
+        #expect(
+            r.stderr.contains("connected to \(path)") && r.stderr.contains("outside the checkpointed processes"),
+            "\(r.stderr)")
         #expect(f.isAlive(pid))
     }
 }

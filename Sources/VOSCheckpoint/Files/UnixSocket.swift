@@ -19,26 +19,31 @@ enum UnixSocket: FileKind {
     /// Why vOS cannot save this unix socket (for the unsupported-fd error); nil when it can, or
     /// when the fd is not a unix socket at all.
     static func refusal(_ f: OpenFile) -> String? {
-        guard let ino = UnixSocketTable.inode(f.link), let table = f.unixSockets, let s = table.sockets[ino] else { return nil }
+        guard let ino = UnixSocketTable.inode(f.link), let table = f.unixSockets, let s = table.sockets[ino] else {
+            return nil
+        }
         let what = "a unix \(s.typeName) socket (\(f.link))"
         guard [SOCK_STREAM_VALUE, SOCK_DGRAM_VALUE, SOCK_SEQPACKET_VALUE].contains(s.type) else { return what }
         if let name = s.name, !name.isEmpty, name[0] != 0, name[0] != UInt8(ascii: "/") {
             return "\(what) bound to the relative path \(UnixSocketInfo.describe(name))"
         }
         if s.state == UnixSocketInfo.listening && !s.pending.isEmpty {
-            return "\(what) listening on \(UnixSocketInfo.describe(s.name)) with \(s.pending.count) connection(s) not accepted yet"
+            return
+                "\(what) listening on \(UnixSocketInfo.describe(s.name)) with \(s.pending.count) connection(s) not accepted yet"
         }
         guard let peer = s.peer, peer != 0 else { return nil }
         guard table.held.contains(peer) else {
             if let listener = table.sockets.values.first(where: { $0.pending.contains(peer) }) {
-                return "\(what) connected to \(UnixSocketInfo.describe(listener.name)), whose listener has not accepted the connection yet"
+                return
+                    "\(what) connected to \(UnixSocketInfo.describe(listener.name)), whose listener has not accepted the connection yet"
             }
             let name = UnixSocketInfo.describe(table.sockets[peer]?.name)
             return "\(what) connected to \(name) (socket:[\(peer)]) outside the checkpointed processes"
         }
         // A one-way peer (a datagram socket connect()ed to another) is reconnected by name.
         if let p = table.sockets[peer], p.peer != ino, p.name?.first ?? 0 != UInt8(ascii: "/") {
-            return "\(what) connected to \(UnixSocketInfo.describe(p.name)) (socket:[\(peer)]), which has no path to reconnect to"
+            return
+                "\(what) connected to \(UnixSocketInfo.describe(p.name)) (socket:[\(peer)]), which has no path to reconnect to"
         }
         return nil
     }
@@ -75,11 +80,13 @@ enum UnixSocket: FileKind {
             var queued: Int32 = 0
             try checked("ioctl(SIOCINQ)", "fd \(f.fd) (\(f.link))") { vos_ioctl(fd, 0x541B, &queued) }
             var data: [UInt8] = []
-            while data.count < Int(queued), let chunk = try peek(fd, count: Int(queued) - data.count, f), !chunk.isEmpty {
+            while data.count < Int(queued), let chunk = try peek(fd, count: Int(queued) - data.count, f), !chunk.isEmpty
+            {
                 data += chunk
             }
             guard data.count == Int(queued) else {
-                throw CheckpointError("fd \(f.fd) (\(f.link))", reason: "peeked \(data.count) of \(queued) unread bytes")
+                throw CheckpointError(
+                    "fd \(f.fd) (\(f.link))", reason: "peeked \(data.count) of \(queued) unread bytes")
             }
             return data.isEmpty ? [] : [data]
         }
@@ -87,9 +94,13 @@ enum UnixSocket: FileKind {
         while let probe = try peek(fd, count: 0, f, truncate: true) {
             // A zero-length datagram is marked peeked and skipped by the next peek at the same offset.
             let length = probe.count
-            if length == 0 { messages.append([]); continue }
+            if length == 0 {
+                messages.append([])
+                continue
+            }
             guard let message = try peek(fd, count: length, f), message.count == length else {
-                throw CheckpointError("fd \(f.fd) (\(f.link))", reason: "a queued datagram of \(length) bytes could not be peeked whole")
+                throw CheckpointError(
+                    "fd \(f.fd) (\(f.link))", reason: "a queued datagram of \(length) bytes could not be peeked whole")
             }
             messages.append(message)
         }
@@ -126,9 +137,11 @@ enum UnixSocket: FileKind {
         }
         if n < 0 {
             if err == EAGAIN { return nil }
-            throw SyscallError(call: "recvmsg(MSG_PEEK)", errno: .init(rawValue: err), subject: "fd \(f.fd) (\(f.link))")
+            throw SyscallError(
+                call: "recvmsg(MSG_PEEK)", errno: .init(rawValue: err), subject: "fd \(f.fd) (\(f.link))")
         }
-        var at = 0, passed = 0
+        var at = 0
+        var passed = 0
         while at + 16 <= controlLength {
             let len = control[at..<(at + 8)].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
             guard len >= 16 else { break }
@@ -141,7 +154,10 @@ enum UnixSocket: FileKind {
             at += (len + 7) & ~7
         }
         if passed > 0 {
-            throw CheckpointError("fd \(f.fd) (\(f.link))", reason: "an unread message carries \(passed) file descriptor(s) (SCM_RIGHTS), which vOS cannot save yet")
+            throw CheckpointError(
+                "fd \(f.fd) (\(f.link))",
+                reason: "an unread message carries \(passed) file descriptor(s) (SCM_RIGHTS), which vOS cannot save yet"
+            )
         }
         return truncate ? [UInt8](repeating: 0, count: n) : Array(buffer.prefix(n))
     }
@@ -151,7 +167,9 @@ enum UnixSocket: FileKind {
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
         guard let ino = r.unixInode else { throw ImageError.inconsistent("fd \(r.fd) is a unix socket with no inode") }
         if context.unixSockets[ino] == nil { try make(ino, context) }
-        guard let fd = context.unixSockets[ino] else { throw ImageError.inconsistent("unix socket \(ino) was not made") }
+        guard let fd = context.unixSockets[ino] else {
+            throw ImageError.inconsistent("unix socket \(ino) was not made")
+        }
         try setStatusFlags(fd, r.flags, what: r.path)
         return fd
     }
@@ -195,11 +213,18 @@ enum UnixSocket: FileKind {
             try setOptions(a, r, what)
             return
         }
-        let s = context.track(try made(in: context) { try checked("socket(AF_UNIX, \(type))", what) { socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0) } })
+        let s = context.track(
+            try made(in: context) {
+                try checked("socket(AF_UNIX, \(type))", what) {
+                    socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+                }
+            })
         context.unixSockets[ino] = s
         if let name = r.unixName {
             try removeStale(name, what)
-            try withAddress(name) { a, l in try checked("bind(\(UnixSocketInfo.describe(name)))", what) { bind(s, a, l) } }
+            try withAddress(name) { a, l in
+                try checked("bind(\(UnixSocketInfo.describe(name)))", what) { bind(s, a, l) }
+            }
         }
         if let backlog = r.unixBacklog {
             try checked("listen(\(backlog))", what) { listen(s, Int32(clamping: backlog)) }
@@ -209,11 +234,17 @@ enum UnixSocket: FileKind {
                 throw ImageError.inconsistent("\(what) is connected to socket \(peer), which has no record or no name")
             }
             if context.unixSockets[peer] == nil { try make(peer, context) }
-            try withAddress(name) { a, l in try checked("connect(\(UnixSocketInfo.describe(name)))", what) { connect(s, a, l) } }
+            try withAddress(name) { a, l in
+                try checked("connect(\(UnixSocketInfo.describe(name)))", what) { connect(s, a, l) }
+            }
         }
         if let queue = r.unixQueue?.map(\.wrappedValue), !queue.isEmpty {
-            guard let name = r.unixName else { throw ImageError.inconsistent("\(what) has unread data but neither peer nor name") }
-            let sender = try checked("socket(AF_UNIX, \(type))", what) { socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0) }
+            guard let name = r.unixName else {
+                throw ImageError.inconsistent("\(what) has unread data but neither peer nor name")
+            }
+            let sender = try checked("socket(AF_UNIX, \(type))", what) {
+                socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+            }
             defer { close(sender) }
             try refill(s, queue, from: sender, type: type, to: name, what)
         }
@@ -223,7 +254,11 @@ enum UnixSocket: FileKind {
 
     static func pair(_ type: Int32, _ context: FileRestoreContext, _ what: String) throws -> (Int32, Int32) {
         var sv: [Int32] = [0, 0]
-        try made(in: context) { try checked("socketpair(AF_UNIX, \(type))", what) { socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &sv) } }
+        try made(in: context) {
+            try checked("socketpair(AF_UNIX, \(type))", what) {
+                socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &sv)
+            }
+        }
         return (context.track(sv[0]), context.track(sv[1]))
     }
 
@@ -237,18 +272,24 @@ enum UnixSocket: FileKind {
     /// sending to the receiver's name), one send per datagram so boundaries stay. The sender's
     /// buffer is raised meanwhile: the data was charged to the old peer's SO_SNDBUF, which the
     /// application may have lowered since.
-    static func refill(_ receiver: Int32, _ queue: [[UInt8]]?, from sender: Int32, type: Int32, to name: [UInt8]?, _ what: String) throws {
+    static func refill(
+        _ receiver: Int32, _ queue: [[UInt8]]?, from sender: Int32, type: Int32, to name: [UInt8]?, _ what: String
+    ) throws {
         guard let queue, !queue.isEmpty else { return }
         let total = queue.reduce(0) { $0 + $1.count }
         let old = try intOption(sender, 7, "SO_SNDBUF", what: what)
-        try setIntOption(sender, 32 /* SO_SNDBUFFORCE */, Int32(clamping: min(total * 2 + (1 << 20), 1 << 30)), "SO_SNDBUFFORCE", what: what)
+        try setIntOption(
+            sender, 32 /* SO_SNDBUFFORCE */, Int32(clamping: min(total * 2 + (1 << 20), 1 << 30)), "SO_SNDBUFFORCE",
+            what: what)
         for message in queue {
             var done = 0
             repeat {
                 let send = { (a: UnsafePointer<sockaddr>?, l: socklen_t) throws -> Int in
                     try message.withUnsafeBytes { b in
                         try checked("send(\(message.count - done) of \(message.count) bytes)", what) {
-                            sendto(sender, b.baseAddress.map { $0 + done }, b.count - done, Int32(MSG_DONTWAIT | MSG_NOSIGNAL), a, l)
+                            sendto(
+                                sender, b.baseAddress.map { $0 + done }, b.count - done,
+                                Int32(MSG_DONTWAIT | MSG_NOSIGNAL), a, l)
                         }
                     }
                 }
@@ -293,7 +334,9 @@ enum UnixSocket: FileKind {
         let count = min(name.count, MemoryLayout.size(ofValue: address.sun_path))
         withUnsafeMutableBytes(of: &address.sun_path) { p in for i in 0..<count { p[i] = name[i] } }
         let length = socklen_t(MemoryLayout<sa_family_t>.size + count)
-        return try withUnsafePointer(to: &address) { try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, length) } }
+        return try withUnsafePointer(to: &address) {
+            try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, length) }
+        }
     }
 
     static func intOption(_ fd: Int32, _ option: Int32, _ name: String, _ f: OpenFile) throws -> Int32 {

@@ -43,7 +43,9 @@ struct UnixSocketInfo {
     }
 }
 
-let SOCK_STREAM_VALUE: Int32 = 1, SOCK_DGRAM_VALUE: Int32 = 2, SOCK_SEQPACKET_VALUE: Int32 = 5
+let SOCK_STREAM_VALUE: Int32 = 1
+let SOCK_DGRAM_VALUE: Int32 = 2
+let SOCK_SEQPACKET_VALUE: Int32 = 5
 
 /// Every unix socket of the network namespaces of the listed processes (and vos's own, where
 /// restored sockets were made), and which of them the listed processes hold.
@@ -67,49 +69,78 @@ final class UnixSocketTable {
         for pid in [getpid()] + files.keys.sorted() {
             var st = stat()
             guard stat("/proc/\(pid)/ns/net", &st) == 0, seen.insert(UInt64(st.st_ino)).inserted else { continue }
-            let ns = try checked("open", "/proc/\(pid)/ns/net") { vos_open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC, 0) }
+            let ns = try checked("open", "/proc/\(pid)/ns/net") {
+                vos_open("/proc/\(pid)/ns/net", O_RDONLY | O_CLOEXEC, 0)
+            }
             defer { close(ns) }
             for s in try dump(namespace: ns, pid: pid) { table.sockets[s.inode] = s }
         }
         for pid in files.keys {
-            files[pid] = files[pid]?.map { var f = $0; if inode(f.link) != nil { f.unixSockets = table }; return f }
+            files[pid] = files[pid]?.map {
+                var f = $0
+                if inode(f.link) != nil { f.unixSockets = table }
+                return f
+            }
         }
     }
 
     /// One UNIX_DIAG dump of every socket in the network namespace `ns`, from a netlink socket
     /// made in it (setns on this thread only, then back).
     static func dump(namespace ns: Int32, pid: PID) throws -> [UnixSocketInfo] {
-        let own = try checked("open", "/proc/thread-self/ns/net") { vos_open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC, 0) }
+        let own = try checked("open", "/proc/thread-self/ns/net") {
+            vos_open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC, 0)
+        }
         defer { close(own) }
-        try checked("setns(CLONE_NEWNET)", "the network namespace of pid \(pid)") { Int32(truncatingIfNeeded: vos_syscall6(308, Int(ns), 0x4000_0000, 0, 0, 0, 0)) }
-        let made = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
+        try checked("setns(CLONE_NEWNET)", "the network namespace of pid \(pid)") {
+            Int32(truncatingIfNeeded: vos_syscall6(308, Int(ns), 0x4000_0000, 0, 0, 0, 0))
+        }
+        let made = socket(
+            AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 4 /* NETLINK_SOCK_DIAG */)
         let madeErrno = errno
-        try checked("setns(CLONE_NEWNET)", "vos's own network namespace") { Int32(truncatingIfNeeded: vos_syscall6(308, Int(own), 0x4000_0000, 0, 0, 0, 0)) }
-        guard made >= 0 else { throw SyscallError(call: "socket(AF_NETLINK, NETLINK_SOCK_DIAG)", errno: .init(rawValue: madeErrno), subject: "the network namespace of pid \(pid)") }
-        defer { close(made) }
+        defer { if made >= 0 { close(made) } }
+        try checked("setns(CLONE_NEWNET)", "vos's own network namespace") {
+            Int32(truncatingIfNeeded: vos_syscall6(308, Int(own), 0x4000_0000, 0, 0, 0, 0))
+        }
+        guard made >= 0 else {
+            throw SyscallError(
+                call: "socket(AF_NETLINK, NETLINK_SOCK_DIAG)", errno: .init(rawValue: madeErrno),
+                subject: "the network namespace of pid \(pid)")
+        }
         // nlmsghdr (16 bytes) + unix_diag_req (24 bytes).
         var req: [UInt8] = []
         func put32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { req += $0 } }
         func put16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { req += $0 } }
-        put32(40); put16(20 /* SOCK_DIAG_BY_FAMILY */); put16(0x1 | 0x300 /* NLM_F_REQUEST | NLM_F_DUMP */); put32(1); put32(0)
+        put32(40)
+        put16(20 /* SOCK_DIAG_BY_FAMILY */)
+        put16(0x1 | 0x300 /* NLM_F_REQUEST | NLM_F_DUMP */)
+        put32(1)
+        put32(0)
         req += [UInt8(AF_UNIX), 0, 0, 0]
         put32(0xFFFF_FFFF)  // every state
         put32(0)  // any inode
         put32(0x1 | 0x4 | 0x8 | 0x10)  // UDIAG_SHOW_NAME | PEER | ICONS | RQLEN
-        put32(0xFFFF_FFFF); put32(0xFFFF_FFFF)  // no cookie
-        try checked("send(SOCK_DIAG_BY_FAMILY)", "netlink") { req.withUnsafeBytes { send(made, $0.baseAddress, $0.count, 0) } }
+        put32(0xFFFF_FFFF)
+        put32(0xFFFF_FFFF)  // no cookie
+        try checked("send(SOCK_DIAG_BY_FAMILY)", "netlink") {
+            req.withUnsafeBytes { send(made, $0.baseAddress, $0.count, 0) }
+        }
         var out: [UnixSocketInfo] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = try checked("recv", "netlink (sock_diag)") { buffer.withUnsafeMutableBytes { recv(made, $0.baseAddress, $0.count, 0) } }
+            let n = try checked("recv", "netlink (sock_diag)") {
+                buffer.withUnsafeMutableBytes { recv(made, $0.baseAddress, $0.count, 0) }
+            }
             var at = 0
             while at + 16 <= n {
-                let len = Int(u32(buffer, at)), type = u16(buffer, at + 4)
+                let len = Int(u32(buffer, at))
+                let type = u16(buffer, at + 4)
                 guard len >= 16, at + len <= n else { break }
                 if type == 3 /* NLMSG_DONE */ { return out }
                 if type == 2 /* NLMSG_ERROR */ {
                     let e = -Int32(bitPattern: u32(buffer, at + 16))
-                    throw SyscallError(call: "sock_diag(AF_UNIX)", errno: .init(rawValue: e), subject: "the network namespace of pid \(pid)")
+                    throw SyscallError(
+                        call: "sock_diag(AF_UNIX)", errno: .init(rawValue: e),
+                        subject: "the network namespace of pid \(pid)")
                 }
                 if type == 20, len >= 32 { out.append(parse(Array(buffer[(at + 16)..<(at + len)]))) }
                 at += (len + 3) & ~3
@@ -122,7 +153,8 @@ final class UnixSocketTable {
         var s = UnixSocketInfo(inode: UInt64(u32(m, 4)), type: Int32(m[1]), state: m[2])
         var at = 16
         while at + 4 <= m.count {
-            let len = Int(u16(m, at)), type = u16(m, at + 2)
+            let len = Int(u16(m, at))
+            let type = u16(m, at + 2)
             guard len >= 4, at + len <= m.count else { break }
             let body = Array(m[(at + 4)..<(at + len)])
             switch type {
