@@ -127,17 +127,8 @@ struct UnixSocketTests {
         defer { f.cleanup() }
         let path = f.path("server.sock")
         let report = f.path("report.txt")
-        let server = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let server = try listener(at: path)
         defer { close(server) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(server, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        try #require(bound == 0 && listen(server, 1) == 0, "bind/listen: errno \(errno)")
         let pid = try f.start(Products.path("vos-test-unix"), [report, f.directory, "outside", path])
         let conn = accept(server, nil, nil)
         defer { close(conn) }
@@ -154,5 +145,51 @@ struct UnixSocketTests {
             r.stderr.contains("connected to \(path)") && r.stderr.contains("outside the checkpointed processes"),
             "\(r.stderr)")
         #expect(f.isAlive(pid))
+    }
+
+    /// A connection still in a listener's accept queue (the test never accepts it) is refused,
+    /// saying so.
+    @Test func unacceptedConnectionIsRefused() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let path = f.path("server.sock"), report = f.path("report.txt")
+        let server = try listener(at: path)
+        defer { close(server) }
+        let pid = try f.start(Products.path("vos-test-unix"), [report, f.directory, "outside", path])
+        try #require(waitUntil { lines(report).contains("ready A") })
+        let r = try f.vos(["checkpoint", "--pid", String(pid), "--image", f.path("img")])
+        #expect(r.status != 0)
+        #expect(
+            r.stderr.contains("connected to \(path), whose listener has not accepted the connection yet"), "\(r.stderr)")
+        #expect(f.isAlive(pid))
+    }
+
+    /// A file descriptor in flight (SCM_RIGHTS, unread) cannot be saved: the checkpoint fails
+    /// while dumping, names the fd, and thaws the process.
+    @Test func fileDescriptorInFlightIsRefused() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let report = f.path("report.txt")
+        let pid = try f.start(Products.path("vos-test-unix"), [report, f.directory, "rights"])
+        try #require(waitUntil { lines(report).contains("ready A") })
+        let r = try f.vos(["checkpoint", "--pid", String(pid), "--image", f.path("img")])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("carries 1 file descriptor(s) (SCM_RIGHTS)"), "\(r.stderr)")
+        #expect(f.isAlive(pid))
+        #expect(!FileManager.default.fileExists(atPath: f.path("img")))
+    }
+
+    func listener(at path: String) throws -> Int32 {
+        let server = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(server, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        try #require(bound == 0 && listen(server, 1) == 0, "bind/listen: errno \(errno)")
+        return server
     }
 }

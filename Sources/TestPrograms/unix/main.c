@@ -13,7 +13,9 @@
  * no loss, no duplicate, boundaries kept), exchanges 20 more on each channel, checks its
  * options, the shut channel's "bye" then EOF, and a new connection to the listener; it appends
  * "ok <channel> <side>" or "FAIL <channel> <side>: <why>" per check, then "done <side>".
- * Mode "outside PATH": connects to a unix socket at PATH, appends "ready A" and waits. */
+ * Mode "outside PATH": connects to a unix socket at PATH, appends "ready A" and waits.
+ * Mode "rights": sends its stdin over a socketpair (SCM_RIGHTS), leaves it unread, appends
+ * "ready A" and waits. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -284,6 +286,22 @@ int main(int argc, char **argv) {
         snprintf(a.sun_path, sizeof a.sun_path, "%s", argc > 4 ? argv[4] : "");
         int s = socket(AF_UNIX, SOCK_STREAM, 0);
         if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
+        say("ready A\n");
+        for (;;) pause();
+    }
+    if (strcmp(argv[3], "rights") == 0) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0) { perror("socketpair"); return 1; }
+        char data = 'x', control[CMSG_SPACE(sizeof(int))] = {0};
+        struct iovec iov = {.iov_base = &data, .iov_len = 1};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        int passed = 0;
+        memcpy(CMSG_DATA(c), &passed, sizeof passed);
+        if (sendmsg(sv[0], &m, 0) != 1) { perror("sendmsg"); return 1; }
         say("ready A\n");
         for (;;) pause();
     }

@@ -31,12 +31,14 @@ enum UnixSocket: FileKind {
             return
                 "\(what) listening on \(UnixSocketInfo.describe(s.name)) with \(s.pending.count) connection(s) not accepted yet"
         }
+        // A client whose connection waits in a listener's queue: its peer is the embryo socket,
+        // which has no inode yet (sock_diag says 0); the listener's UNIX_DIAG_ICONS name the client.
+        if let listener = table.sockets.values.first(where: { $0.pending.contains(ino) }) {
+            return "\(what) connected to \(UnixSocketInfo.describe(listener.name)), "
+                + "whose listener has not accepted the connection yet"
+        }
         guard let peer = s.peer, peer != 0 else { return nil }
         guard table.held.contains(peer) else {
-            if let listener = table.sockets.values.first(where: { $0.pending.contains(peer) }) {
-                return
-                    "\(what) connected to \(UnixSocketInfo.describe(listener.name)), whose listener has not accepted the connection yet"
-            }
             let name = UnixSocketInfo.describe(table.sockets[peer]?.name)
             return "\(what) connected to \(name) (socket:[\(peer)]) outside the checkpointed processes"
         }
