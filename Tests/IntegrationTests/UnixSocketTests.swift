@@ -10,7 +10,7 @@ import Testing
 struct UnixSocketTests {
     /// Every "ok" line vos-test-unix writes when all its checks pass, in either mode.
     static let expected: Set<String> = Set(
-        ["stream", "dgram", "seqpacket", "named", "bound", "shut", "options", "listen"].flatMap {
+        ["stream", "dgram", "seqpacket", "named", "bound", "shut", "options", "listen", "address"].flatMap {
             ["ok \($0) A", "ok \($0) B"]
         }
             + ["ok orphan A"])

@@ -227,6 +227,15 @@ static void check_phase(int side, int both) {
         else say("ok %s %s\n", names[c], s);
     }
     char why[200] = "";
+    /* The named connection keeps its addresses: the accepted end's own and the client's peer. */
+    struct sockaddr_un named = {0};
+    socklen_t named_len = sizeof named, expected_len;
+    struct sockaddr_un expected = addr("listen.sock", &expected_len);
+    int named_ok = side == 0 ? getsockname(ends[0][NAMED].fd, (struct sockaddr *)&named, &named_len) == 0
+                             : getpeername(ends[1][NAMED].fd, (struct sockaddr *)&named, &named_len) == 0;
+    if (!named_ok || strcmp(named.sun_path, expected.sun_path) != 0)
+        say("FAIL address %s: %s is \"%s\", not the listener's path\n", s, side ? "getpeername" : "getsockname", named.sun_path);
+    else say("ok address %s\n", s);
     if (side == 0) {
         if (opt(ends[0][STREAM].fd, SO_PASSCRED) != 1) snprintf(why, sizeof why, "SO_PASSCRED is off");
         else if (opt(ends[0][DGRAM].fd, SO_SNDBUF) != sndbuf_before)

@@ -194,7 +194,7 @@ enum UnixSocket: FileKind {
         let type = r.unixType ?? SOCK_STREAM_VALUE
         let what = "unix socket \(r.path)"
         if let peer = r.unixPeerInode, let p = index[peer], p.unixPeerInode == ino {
-            let (a, b) = try pair(type, context, what)
+            let (a, b) = try connectThroughListener(r, p, index, context) ?? pair(type, context, what)
             context.unixSockets[ino] = a
             context.unixSockets[peer] = b
             try refill(a, r.unixQueue?.map(\.wrappedValue), from: b, type: type, to: nil, what)
@@ -252,6 +252,42 @@ enum UnixSocket: FileKind {
         }
         try setOptions(s, r, what)
         try shut(s, r, what)
+    }
+
+    /// A connection accepted from a listener of the image (the accepted end is named like the
+    /// listener) is made the same way, connect() then accept(), so both ends keep their names
+    /// (getsockname of the accepted end, getpeername of the client). Returns the ends of `r`
+    /// and `p` in that order; nil when neither end came from a listener of the image.
+    static func connectThroughListener(_ r: FileRecord, _ p: FileRecord, _ index: [UInt64: FileRecord],
+                                       _ context: FileRestoreContext) throws -> (Int32, Int32)? {
+        guard r.unixType == SOCK_STREAM_VALUE || r.unixType == SOCK_SEQPACKET_VALUE else { return nil }
+        func listener(named name: [UInt8]?) -> FileRecord? {
+            guard let name else { return nil }
+            return index.values.first { $0.unixBacklog != nil && $0.unixName == name }
+        }
+        let rAccepted: Bool
+        let found: FileRecord
+        if let l = listener(named: r.unixName) { (rAccepted, found) = (true, l) }
+        else if let l = listener(named: p.unixName) { (rAccepted, found) = (false, l) }
+        else { return nil }
+        guard let listenerInode = found.unixInode, let path = found.unixName else { return nil }
+        let client = rAccepted ? p : r
+        let what = "unix socket \(client.path)"
+        if context.unixSockets[listenerInode] == nil { try make(listenerInode, context) }
+        guard let l = context.unixSockets[listenerInode] else { return nil }
+        let type = r.unixType ?? SOCK_STREAM_VALUE
+        let c = context.track(try made(in: context) {
+            try checked("socket(AF_UNIX, \(type))", what) { socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        })
+        if let name = client.unixName {
+            try removeStale(name, what)
+            try withAddress(name) { a, n in try checked("bind(\(UnixSocketInfo.describe(name)))", what) { bind(c, a, n) } }
+        }
+        try withAddress(path) { a, n in try checked("connect(\(UnixSocketInfo.describe(path)))", what) { connect(c, a, n) } }
+        // The connection is in the listener's queue as soon as connect() returns: no wait.
+        let a = context.track(try checked("accept", "unix socket \(found.path)") { accept(l, nil, nil) })
+        _ = fcntl(a, F_SETFD, FD_CLOEXEC)
+        return rAccepted ? (a, c) : (c, a)
     }
 
     static func pair(_ type: Int32, _ context: FileRestoreContext, _ what: String) throws -> (Int32, Int32) {
