@@ -36,6 +36,7 @@ enum ProcessBuilder {
         try step("preparing the stub") {
             try RestoreMemory.bootstrap(task, at: hole)
             try RestoreMemory.clearStub(task, hole: hole)
+            try RestoreProcessState.mm(task, p)
             if newSession { try task.call("setsid", .setsid) }
         }
         try step("restoring the vdso") { try RestoreMemory.mapVDSO(task, records: records) }
@@ -45,7 +46,6 @@ enum ProcessBuilder {
         try step("protecting memory") { try RestoreMemory.reprotect(task, reprotect) }
         if newPID { try fixCachedTID(pid: pid, thread: p.threads[0], newTID: pid) }
 
-        try step("restoring mm fields") { try RestoreProcessState.mm(task, p) }
         try step("restoring the process name") { try RestoreProcessState.name(task, p.threads[0].name) }
         try step("restoring resource limits") { try RestoreProcessState.limits(task, p.limits) }
         try step("restoring files") {

@@ -6,8 +6,12 @@ import VOSInjection
 import VOSLinux
 
 enum RestoreProcessState {
-    /// `PR_SET_MM_MAP` with the executable: after the stub's own mappings are gone (EBUSY
-    /// otherwise) and after the saved layout exists ([heap]/[stack] are labelled from it).
+    /// `PR_SET_MM_MAP` with every mm field and the executable (`/proc/PID/exe`), while the stub
+    /// maps nothing of its own: the kernel refuses to replace the executable (EBUSY) while any
+    /// mapping of the old one exists, and the saved layout may well map the very file the stub
+    /// was started from (a capsule's init is vos). The fields need not be mapped yet; `[heap]`
+    /// and `[stack]` are labelled from them when /proc is read. (`PR_SET_MM_EXE_FILE` alone would
+    /// need CAP_SYS_RESOURCE.)
     static func mm(_ task: RemoteTask, _ p: ProcessRecord) throws {
         let exePath = try task.stage(string: p.executable, at: 2048)
         let exe = try task.call("openat(\(p.executable))", .openat, UInt64(bitPattern: Int64(AT_FDCWD)), exePath.raw, UInt64(O_RDONLY | O_CLOEXEC), 0)

@@ -39,9 +39,9 @@ public enum Restorer {
         // Before the stub exists: it inherits the context's pidfd of vos.
         let files = try step("cannot restore pid \(p.pid)") { try FileRestoreContext(image: image) }
         defer { files.closeAll() }
-        let pid = try step("cannot restore pid \(p.pid)") { try Stub.spawn(pid: p.pid, newPID: newPID) }
+        let tracee = try step("cannot restore pid \(p.pid)") { try Stub.spawn(pid: p.pid, newPID: newPID) }
+        let pid = tracee.tid
         do {
-            let tracee = try Stub.seize(pid)
             let oldAffinity = Kernel.pinCallingThread(to: (try? ProcStat.read("/proc/\(pid)/stat").lastCPU) ?? 0)
             defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }
             let built = try ProcessBuilder.build(tracee: tracee, image: image.processes[0], files: files, newPID: newPID, newSession: true)

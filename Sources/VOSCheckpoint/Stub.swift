@@ -1,54 +1,108 @@
-// The restore stub: a child of vos that does nothing but wait to be taken over. It is made with
-// clone3 asking for the saved PID first (free when the original is gone), else any PID.
+// The restore stub: a child of vos that becomes the restored process. It is cloned under the
+// saved PID (clone3 set_tid), seized at once, then execs vos's own executable and is taken over
+// at the exec stop, before the dynamic loader runs: it then holds four mappings instead of a
+// copy of the restorer's whole address space, which would take milliseconds (and more as the
+// restorer grows) to unmap.
 import CVOSShim
 import Glibc
 import VOSLinux
 
 enum Stub {
-    /// Creates the stub under the saved PID, or under any PID when `newPID`.
-    static func spawn(pid: PID, newPID: Bool) throws -> PID {
-        if newPID {
-            guard let child = try clone(setTID: nil) else {
-                throw CheckpointError("cannot create the restore stub", reason: "clone3 returned no child")
-            }
-            return child
-        }
-        guard let child = try clone(setTID: pid) else { throw IDTaken.error(pid, what: "pid") }
-        return child
-    }
+    /// Options every stub is seized with. `PTRACE_O_EXITKILL`: if vos dies, the half-built
+    /// process dies with it.
+    static let options = Int(VOS_PTRACE_O_TRACECLONE | VOS_PTRACE_O_TRACEFORK | VOS_PTRACE_O_TRACEEXEC | VOS_PTRACE_O_EXITKILL)
 
-    /// nil when the requested PID is taken (EEXIST) or not allowed (EINVAL, EPERM).
-    private static func clone(setTID: PID?) throws -> PID? {
-        var tid: Int32 = setTID ?? 0
+    /// Creates the stub under the saved PID (or any PID when `newPID`), stopped and seized.
+    static func spawn(pid: PID, newPID: Bool) throws -> Tracee {
+        let gate = try Gate()
+        let exec = try Exec()
+        var tid: Int32 = pid
         var args = vos_clone_args()
         args.exit_signal = UInt64(SIGCHLD)
         let r = withUnsafeMutablePointer(to: &tid) { tp in
-            if setTID != nil {
+            if !newPID {
                 args.set_tid = UInt64(UInt(bitPattern: tp))
                 args.set_tid_size = 1
             }
             return withUnsafeMutablePointer(to: &args) { vos_syscall6(435, Int(bitPattern: $0), MemoryLayout<vos_clone_args>.size, 0, 0, 0, 0) }
         }
         if r == 0 {
-            // The child: wait, doing nothing of its own, until the restorer replaces everything.
-            while true { pause() }
+            // The child: only async-signal-safe calls (vos has other threads).
+            gate.pass()
+            exec.run()
         }
-        if r > 0 { return PID(r) }
-        let e = vos_errno()
-        if setTID != nil && e == EEXIST { return nil }
-        throw SyscallError(call: "clone3", errno: .init(rawValue: e), subject: "the restore stub")
+        if r < 0 {
+            let e = vos_errno()
+            if !newPID && e == EEXIST { throw IDTaken.error(pid, what: "pid") }
+            throw SyscallError(call: "clone3", errno: .init(rawValue: e), subject: "the restore stub")
+        }
+        return try takeOver(PID(r), gate: gate)
     }
 
-    /// Seizes a fresh stub and stops it with every signal but SIGTRAP blocked (no signal may
-    /// interrupt an injection; clones inherit the mask). `PTRACE_O_EXITKILL`: if vos dies, the
-    /// half-built process dies with it.
-    static func seize(_ pid: PID) throws -> Tracee {
-        let options = VOS_PTRACE_O_TRACECLONE | VOS_PTRACE_O_TRACEFORK | VOS_PTRACE_O_EXITKILL
-        let tracee = try Tracee.seize(pid, options: Int(options))
-        try tracee.interrupt()
-        _ = try tracee.waitEventStop()
-        try tracee.setSignalMask(FrozenProcess.injectionSignalMask)
+    /// Seizes a cloned stub waiting at its gate, lets it exec, and collects the exec stop; every
+    /// signal is blocked then (no signal may interrupt an injection; clones inherit the mask).
+    static func takeOver(_ pid: PID, gate: Gate) throws -> Tracee {
+        let tracee: Tracee
+        do { tracee = try Tracee.seize(pid, options: options) } catch {
+            discard(pid)
+            throw error
+        }
+        gate.open()
+        do {
+            _ = try tracee.waitEventStop()
+            // The exec stop comes from inside execve: finish it (its syscall-exit stop), so that
+            // injected calls start from outside any syscall.
+            try tracee.runToSyscallStop()
+            guard try tracee.wait() == .syscall else {
+                throw CheckpointError("cannot start the restore stub", reason: "no syscall-exit stop after its execve")
+            }
+            try tracee.setSignalMask(FrozenProcess.injectionSignalMask)
+        } catch {
+            discard(pid)
+            throw CheckpointError("cannot start the restore stub", cause: error)
+        }
         return tracee
+    }
+
+    /// A pipe the child waits on before it execs, so that it is seized before the exec.
+    struct Gate {
+        let fds: [Int32]
+
+        init() throws {
+            var p: [Int32] = [0, 0]
+            try checked("pipe2", "the restore stub's gate") { vos_pipe2(&p, O_CLOEXEC) }
+            fds = p
+        }
+
+        /// In the child: blocks until the parent opens the gate.
+        func pass() {
+            var byte: UInt8 = 0
+            while read(fds[0], &byte, 1) < 0 && errno == EINTR {}
+        }
+
+        func open() {
+            var byte: UInt8 = 1
+            _ = write(fds[1], &byte, 1)
+            close(fds[0])
+            close(fds[1])
+        }
+    }
+
+    /// execve of vos's own executable, prepared before the clone (no allocation in the child).
+    struct Exec {
+        let path: UnsafeMutablePointer<CChar>
+        let argv: [UnsafeMutablePointer<CChar>?]
+        let envp: [UnsafeMutablePointer<CChar>?] = [nil]
+
+        init() throws {
+            path = strdup(try ProcFile.link("/proc/self/exe"))!
+            argv = [strdup("vos-restore-stub"), nil]
+        }
+
+        func run() -> Never {
+            argv.withUnsafeBufferPointer { a in envp.withUnsafeBufferPointer { e in _ = execve(path, a.baseAddress!, e.baseAddress!) } }
+            _exit(127)
+        }
     }
 
     /// Kills and reaps a stub that will not become the restored process.
@@ -117,11 +171,13 @@ enum NamespaceStub {
     /// CLOCK_BOOTTIME offsets (they can only be set before any process is in it: probe 10).
     /// `devpts`: mount a devpts instance of its own (a capsule with a terminal).
     static func spawn(_ namespaces: NamespaceSet, hostname: String, timeOffsets: (monotonic: Int64, boottime: Int64)?,
-                      devpts: Bool = false) throws -> PID {
+                      devpts: Bool = false) throws -> Tracee {
         if let t = timeOffsets { try enterTimeNamespace(t) }
         var ready: [Int32] = [0, 0]
         try checked("pipe2", "the namespace stub's readiness pipe") { vos_pipe2(&ready, O_CLOEXEC) }
         defer { close(ready[0]) }
+        let gate = try Stub.Gate()
+        let exec = try Stub.Exec()
         let host = strdup(hostname)!, proc = strdup("proc")!, procPath = strdup("/proc")!, root = strdup("/")!
         let pts = strdup("devpts")!, ptsPath = strdup("/dev/pts")!, ptsOptions = strdup("newinstance,ptmxmode=0666,mode=0620")!
         let ptmx = strdup("/dev/pts/ptmx")!, ptmxPath = strdup("/dev/ptmx")!
@@ -138,18 +194,20 @@ enum NamespaceStub {
             if step == 0 && devpts && mount(pts, ptsPath, pts, UInt(MS_NOSUID | MS_NOEXEC), ptsOptions) != 0 { step = 4 }
             if step == 0 && devpts && mount(ptmx, ptmxPath, nil, UInt(MS_BIND), nil) != 0 { step = 5 }
             write(ready[1], &step, 1)
-            while true { pause() }
+            gate.pass()
+            exec.run()
         }
         close(ready[1])
         if r < 0 { throw SyscallError(call: "clone3(CLONE_NEW*)", errno: .init(rawValue: vos_errno()), subject: "the namespace stub") }
         var step: UInt8 = 255
         _ = read(ready[0], &step, 1)
         if step != 0 {
+            gate.open()
             Stub.discard(PID(r))
             let what = [1: "mount(/, MS_REC|MS_PRIVATE)", 2: "mount(proc, /proc)", 3: "sethostname(\(hostname))", 4: "mount(devpts, newinstance)", 5: "mount(/dev/pts/ptmx on /dev/ptmx)"][Int(step)] ?? "its setup"
             throw CheckpointError("cannot prepare the capsule's namespaces", reason: "\(what) failed in the new namespaces")
         }
-        return PID(r)
+        return try Stub.takeOver(PID(r), gate: gate)
     }
 
     /// unshare(CLONE_NEWTIME) for the calling thread's future children, with the offsets.

@@ -28,12 +28,13 @@ public enum TreeRestorer {
         let offsets = tree.capsule.map { c in
             (monotonic: c.monotonicNanos - Int64(Kernel.monotonicNanos()), boottime: c.boottimeNanos - Int64(Kernel.boottimeNanos()))
         }
-        let rootPID = try step("cannot create the capsule's namespaces") {
+        let root = try step("cannot create the capsule's namespaces") {
             try NamespaceStub.spawn(namespaces, hostname: hostname, timeOffsets: offsets, devpts: tree.capsule?.tty == true)
         }
+        let rootPID = root.tid
         var stubs: [PID: Tracee] = [:]
         do {
-            stubs[tree.processes[0].pid] = try Stub.seize(rootPID)
+            stubs[tree.processes[0].pid] = root
             if namespaces.contains(.net) { files.networkNamespace = files.track(try NetworkNamespace.open(of: rootPID)) }
             try prepare(rootPID)
             files.rootPID = rootPID

@@ -131,6 +131,8 @@ final class FileRestoreContext {
     init(image: ImageReader) throws {
         self.image = image
         vosPidfd = try Kernel.pidfdOpen(getpid()).rawValue
+        // Not close-on-exec: the stubs exec before they are taken over and must keep it.
+        _ = fcntl(vosPidfd, F_SETFD, 0)
     }
 
     func track(_ fd: Int32) -> Int32 {

@@ -5,7 +5,8 @@ import SystemPackage
 
 /// What a `waitpid` on a tracee reported.
 public enum TraceeStop: Equatable, Sendable {
-    /// A group-stop or `PTRACE_INTERRUPT` stop (`PTRACE_EVENT_STOP`).
+    /// A group-stop or `PTRACE_INTERRUPT` stop (`PTRACE_EVENT_STOP`), or the stop right after
+    /// an execve (`PTRACE_EVENT_EXEC`, with `PTRACE_O_TRACEEXEC`).
     case eventStop
     /// `PTRACE_EVENT_CLONE` or `PTRACE_EVENT_FORK`: a new task; `eventMessage()` gives its ID.
     case clone
@@ -54,7 +55,7 @@ public final class Tracee {
         if (status & 0xff) != 0x7f { return .killed(low) }
         let sig = (status >> 8) & 0xff
         switch status >> 16 {
-        case Int32(VOS_PTRACE_EVENT_STOP): return .eventStop
+        case Int32(VOS_PTRACE_EVENT_STOP), Int32(VOS_PTRACE_EVENT_EXEC): return .eventStop
         case Int32(VOS_PTRACE_EVENT_CLONE), Int32(VOS_PTRACE_EVENT_FORK): return .clone
         default: return sig == SIGTRAP | 0x80 ? .syscall : .signal(sig)
         }
