@@ -42,7 +42,7 @@ public enum Restorer {
         let tracee = try step("cannot restore pid \(p.pid)") { try Stub.spawn(pid: p.pid, newPID: newPID) }
         let pid = tracee.tid
         do {
-            let oldAffinity = Kernel.pinCallingThread(to: (try? ProcStat.read("/proc/\(pid)/stat").lastCPU) ?? 0)
+            let oldAffinity = Kernel.pinTogether(stub: pid)
             defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }
             let built = try ProcessBuilder.build(tracee: tracee, image: image.processes[0], files: files, newPID: newPID, newSession: true)
             try built.release()

@@ -39,7 +39,7 @@ public enum TreeRestorer {
             try prepare(rootPID)
             files.rootPID = rootPID
             if let ipc = tree.ipc { try step("cannot restore the capsule's System V IPC objects") { try SysVObjects.restore(ipc, image: image, root: rootPID) } }
-            let oldAffinity = Kernel.pinCallingThread(to: (try? ProcStat.read("/proc/\(rootPID)/stat").lastCPU) ?? 0)
+            let oldAffinity = Kernel.pinTogether(stub: rootPID)
             defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }
             try forkStubs(tree, into: &stubs)
             try setGroups(tree, stubs)
