@@ -73,6 +73,18 @@ public final class PageFile: @unchecked Sendable {
         }
     }
 
+    /// Reads `count` bytes at `offset` with pread(2) into `buffer`.
+    public func read(into buffer: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(SyscallError) {
+        var done = 0
+        while done < count {
+            let n = try checked("pread", "\(path) at \(offset + UInt64(done))") {
+                pread(fd, buffer + done, count - done, off_t(offset) + off_t(done))
+            }
+            guard n > 0 else { throw SyscallError(call: "pread", errno: .ioError, subject: "\(path): ends before \(offset + UInt64(count))") }
+            done += n
+        }
+    }
+
     public func bytes(at offset: UInt64, length: UInt64) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: base.map { $0 + Int(offset) }, count: Int(length))
     }

@@ -18,7 +18,11 @@ public final class ProcessImage: @unchecked Sendable {
     /// Verifies one chunk of the page file against its recorded checksum.
     public func verify(chunk: ImageManifest.Chunk) throws {
         guard let pages else { throw ImageError.inconsistent("no \(pagesPart) for a page chunk") }
-        let sum = Checksum.of(pages.bytes(at: chunk.offset, length: chunk.length))
+        try check(chunk: chunk, computed: Checksum.of(pages.bytes(at: chunk.offset, length: chunk.length)))
+    }
+
+    /// Compares a checksum computed by whoever read the chunk with the recorded one.
+    public func check(chunk: ImageManifest.Chunk, computed sum: UInt64) throws {
         if Checksum.hex(sum) != chunk.checksum {
             throw ImageError.checksumMismatch(
                 part: pagesPart,
