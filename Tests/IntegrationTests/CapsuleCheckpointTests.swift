@@ -188,4 +188,26 @@ struct CapsuleCheckpointTests {
         #expect(values == (0..<values.count).map { $0 * $0 }, "a result is missing or repeated")
         #expect(try vos(f, ["stop", "pool"]).status == 0)
     }
+
+    /// A shell pipeline (`sh -c 'prog | cat >> f'`): the pipe between two processes, with what
+    /// is in flight, comes back; the counter's sequence continues with no gap or repeat.
+    @Test func shellPipelineContinues() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let out = f.path("pipeline.txt")
+        let r = try vos(f, ["run", "--name", "pipe", "--", "/bin/sh", "-c", "\"$0\" /dev/stdout | cat >> \"$1\"",
+                            Products.path("vos-test-counter"), out])
+        try #require(r.status == 0, "vos run: \(r.stderr)")
+        #expect(waitUntil { counterSequence(out).values.count >= 20 })
+        for h in try hostPIDs(f, "pipe").values { f.adopt(h) }
+        #expect(try hostPIDs(f, "pipe").count == 4, "init, sh, the counter and cat")
+        try #require(try vos(f, ["checkpoint", "pipe", "--image", f.path("img")]).status == 0)
+        let n = counterSequence(out).values.count
+        let rs = try vos(f, ["restore", f.path("img")])
+        try #require(rs.status == 0, "restore: \(rs.stderr)")
+        for h in try hostPIDs(f, "pipe").values { f.adopt(h) }
+        #expect(waitUntil { counterSequence(out).values.count >= n + 30 })
+        #expect(counterSequence(out).continuous, "the pipeline lost or repeated a line")
+        #expect(try vos(f, ["stop", "pipe"]).status == 0)
+    }
 }
