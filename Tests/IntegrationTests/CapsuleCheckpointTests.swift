@@ -7,10 +7,6 @@ import Testing
 
 @Suite(.serialized)
 struct CapsuleCheckpointTests {
-    func vos(_ f: Fixture, _ args: [String]) throws -> CommandResult {
-        try f.vos(args, environment: ["VOS_STATE_DIR": f.path("state")])
-    }
-
     /// The latest "id NAME pid= ppid= pgid= sid=" line of each process.
     func identities(_ report: String) -> [String: String] {
         var out: [String: String] = [:]
@@ -29,18 +25,6 @@ struct CapsuleCheckpointTests {
             guard f.count == 4, let n = Int(f[2].dropFirst(2)), let m = Int64(f[3].dropFirst(5)) else { return nil }
             return (n, m)
         }
-    }
-
-    /// Host PIDs of a capsule's processes by PID inside, from vos ps.
-    func hostPIDs(_ f: Fixture, _ name: String) throws -> [Int32: Int32] {
-        struct Entry: Decodable {
-            struct P: Decodable { var pid: Int32; var hostPID: Int32 }
-            var name: String
-            var processes: [P]
-        }
-        let r = try vos(f, ["ps", "--json"])
-        let entries = try JSONDecoder().decode([Entry].self, from: Data(r.stdout.utf8))
-        return Dictionary(uniqueKeysWithValues: (entries.first { $0.name == name }?.processes ?? []).map { ($0.pid, $0.hostPID) })
     }
 
     func startTree(_ f: Fixture, name: String, report: String) throws {
@@ -182,7 +166,7 @@ struct CapsuleCheckpointTests {
         let rs = try vos(f, ["restore", f.path("img")])
         try #require(rs.status == 0, "restore: \(rs.stderr)")
         for h in try hostPIDs(f, "pool").values { f.adopt(h) }
-        let log = { ((try? self.vos(f, ["logs", "pool"]))?.stdout ?? "").suffix(500) }
+        let log = { ((try? f.vos(["logs", "pool"]))?.stdout ?? "").suffix(500) }
         #expect(waitUntil(20) { results().count >= n + 60 }, "the pool does not work after the restore: \(log())")
         let values = results()
         #expect(values == (0..<values.count).map { $0 * $0 }, "a result is missing or repeated")

@@ -7,9 +7,7 @@ import Testing
 @Suite(.serialized)
 struct CapsuleFailureTests {
     func vos(_ f: Fixture, _ args: [String], fault: String? = nil) throws -> CommandResult {
-        var env = ["VOS_STATE_DIR": f.path("state")]
-        if let fault { env["VOS_FAULT"] = fault }
-        return try f.vos(args, environment: env)
+        try f.vos(args, environment: fault.map { ["VOS_FAULT": $0] } ?? [:])
     }
 
     /// The tree program's "got A n=<k>" sequence numbers.
@@ -21,8 +19,7 @@ struct CapsuleFailureTests {
         let r = try vos(f, ["run", "--name", name, "--", Products.path("vos-test-tree"), report])
         try #require(r.status == 0, "vos run: \(r.stderr)")
         #expect(waitUntil { received(report).count >= 10 })
-        let ps = try vos(f, ["ps", "--json"]).stdout
-        for host in ps.components(separatedBy: "\"hostPID\":").dropFirst().compactMap({ Int32($0.prefix { $0.isNumber }) }) { f.adopt(host) }
+        try f.adoptCapsule("c")
     }
 
     @Test func failedCheckpointLeavesTheCapsuleRunning() throws {
@@ -60,8 +57,7 @@ struct CapsuleFailureTests {
         // The image is still good: a second restore works.
         let ok = try vos(f, ["restore", f.path("img")])
         #expect(ok.status == 0, "\(ok.stderr)")
-        let ps = try vos(f, ["ps", "--json"]).stdout
-        for host in ps.components(separatedBy: "\"hostPID\":").dropFirst().compactMap({ Int32($0.prefix { $0.isNumber }) }) { f.adopt(host) }
+        try f.adoptCapsule("c")
         #expect(waitUntil { received(report).count >= n + 10 })
         #expect(try vos(f, ["stop", "c"]).status == 0)
     }

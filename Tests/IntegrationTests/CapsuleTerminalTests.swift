@@ -17,7 +17,7 @@ struct CapsuleTerminalTests {
             FileManager.default.createFile(atPath: output, contents: nil)
             process.executableURL = URL(fileURLWithPath: Products.vos)
             process.arguments = ["attach", name]
-            process.environment = ProcessInfo.processInfo.environment.merging(["VOS_STATE_DIR": f.path("state")]) { $1 }
+            process.environment = ProcessInfo.processInfo.environment.merging(["VOS_STATE_DIR": f.path("state")]) { $1 }  // Fixture.vos does this for vos commands run to completion
             process.standardInput = input
             process.standardOutput = FileHandle(forWritingAtPath: output)
             process.standardError = FileHandle.nullDevice
@@ -37,10 +37,9 @@ struct CapsuleTerminalTests {
     @Test func terminalProgramContinuesAndAttaches() throws {
         let f = try Fixture()
         defer { f.cleanup() }
-        let env = ["VOS_STATE_DIR": f.path("state")]
         // A shell loop on the terminal: ticks, and echoes what is typed at it.
         let script = "tty; i=0; while true; do if read -t 0.1 line; then echo \"got $line\"; fi; echo tick $i; i=$((i+1)); done"
-        let run = try f.vos(["run", "--tty", "--name", "term", "--", "/bin/bash", "-c", script], environment: env)
+        let run = try f.vos(["run", "--tty", "--name", "term", "--", "/bin/bash", "-c", script])
         try #require(run.status == 0, "vos run: \(run.stderr)")
         let first = try Attachment(f, name: "term", output: f.path("attach1.txt"))
         #expect(waitUntil { first.text.contains("tick 5") })
@@ -49,13 +48,12 @@ struct CapsuleTerminalTests {
         #expect(waitUntil { first.text.contains("got hello-before") })
         first.detach()
 
-        let cp = try f.vos(["checkpoint", "term", "--image", f.path("img")], environment: env)
+        let cp = try f.vos(["checkpoint", "term", "--image", f.path("img")])
         try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
         let lastTick = first.text.components(separatedBy: "tick ").compactMap { Int($0.prefix { $0.isNumber }) }.max() ?? 0
-        let rs = try f.vos(["restore", f.path("img")], environment: env)
+        let rs = try f.vos(["restore", f.path("img")])
         try #require(rs.status == 0, "restore: \(rs.stderr)")
-        let ps = try f.vos(["ps", "--json"], environment: env).stdout
-        for host in ps.components(separatedBy: "\"hostPID\":").dropFirst().compactMap({ Int32($0.prefix { $0.isNumber }) }) { f.adopt(host) }
+        try f.adoptCapsule("term")
 
         let second = try Attachment(f, name: "term", output: f.path("attach2.txt"))
         #expect(waitUntil {
@@ -64,6 +62,6 @@ struct CapsuleTerminalTests {
         second.type("hello-after\n")
         #expect(waitUntil { second.text.contains("got hello-after") }, "input no longer reaches the program: \(second.text.suffix(200))")
         second.detach()
-        #expect(try f.vos(["stop", "term"], environment: env).status == 0)
+        #expect(try f.vos(["stop", "term"]).status == 0)
     }
 }

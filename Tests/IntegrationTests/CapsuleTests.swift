@@ -6,10 +6,6 @@ import Testing
 @Suite(.serialized)
 struct CapsuleTests {
     /// vos with its registry inside the fixture, so tests never see each other's capsules.
-    func vos(_ f: Fixture, _ args: [String]) throws -> CommandResult {
-        try f.vos(args, environment: ["VOS_STATE_DIR": f.path("state")])
-    }
-
     struct PSEntry: Decodable {
         struct Process: Decodable { var pid: Int32; var hostPID: Int32; var command: String; var memoryKiB: Int64 }
         var name: String

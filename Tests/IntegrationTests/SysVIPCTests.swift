@@ -8,22 +8,6 @@ import VOSLinux
 
 @Suite(.serialized)
 struct SysVIPCTests {
-    func vos(_ f: Fixture, _ args: [String]) throws -> CommandResult {
-        try f.vos(args, environment: ["VOS_STATE_DIR": f.path("state")])
-    }
-
-    /// Host PIDs of a capsule's processes by PID inside, from vos ps.
-    func hostPIDs(_ f: Fixture, _ name: String) throws -> [Int32: Int32] {
-        struct Entry: Decodable {
-            struct P: Decodable { var pid: Int32; var hostPID: Int32 }
-            var name: String
-            var processes: [P]
-        }
-        let r = try vos(f, ["ps", "--json"])
-        let entries = try JSONDecoder().decode([Entry].self, from: Data(r.stdout.utf8))
-        return Dictionary(uniqueKeysWithValues: (entries.first { $0.name == name }?.processes ?? []).map { ($0.pid, $0.hostPID) })
-    }
-
     /// The fields of vos-test-sysv's report lines ("lone=... counter=..." lines), oldest first.
     func reports(_ path: String) -> [[String: String]] {
         lines(path).filter { $0.hasPrefix("lone=") }.map { line in
@@ -51,7 +35,7 @@ struct SysVIPCTests {
     func start(_ f: Fixture, name: String, report: String) throws {
         let r = try vos(f, ["run", "--name", name, "--", Products.path("vos-test-sysv"), report])
         try #require(r.status == 0, "vos run: \(r.stderr)")
-        let log = { ((try? self.vos(f, ["logs", name]))?.stdout ?? "").suffix(500) }
+        let log = { ((try? f.vos(["logs", name]))?.stdout ?? "").suffix(500) }
         try #require(waitUntil { number(reports(report).last, "counter") >= 10 }, "vos-test-sysv does not run: \(log())")
         for h in try hostPIDs(f, name).values { f.adopt(h) }
     }

@@ -15,21 +15,6 @@ struct UnixSocketTests {
         }
             + ["ok orphan A"])
 
-    func vos(_ f: Fixture, _ args: [String]) throws -> CommandResult {
-        try f.vos(args, environment: ["VOS_STATE_DIR": f.path("state")])
-    }
-
-    func hostPIDs(_ f: Fixture, _ name: String) throws -> [Int32] {
-        struct Entry: Decodable {
-            struct P: Decodable { var hostPID: Int32 }
-            var name: String
-            var processes: [P]
-        }
-        let r = try vos(f, ["ps", "--json"])
-        let entries = try JSONDecoder().decode([Entry].self, from: Data(r.stdout.utf8))
-        return (entries.first { $0.name == name }?.processes ?? []).map(\.hostPID)
-    }
-
     /// Creates the go file and waits for both sides' "done"; every check must have passed.
     func expectAllChecksPass(
         _ f: Fixture, work: String, report: String, sourceLocation: SourceLocation = #_sourceLocation
@@ -110,12 +95,12 @@ struct UnixSocketTests {
         try #require(r.status == 0, "vos run: \(r.stderr)")
         try #require(
             waitUntil { Set(lines(report)).isSuperset(of: ["ready A", "ready B"]) }, "not ready: \(lines(report))")
-        for h in try hostPIDs(f, "unix") { f.adopt(h) }
+        try f.adoptCapsule("unix")
         let cp = try vos(f, ["checkpoint", "unix", "--image", f.path("img")])
         try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
         let rs = try vos(f, ["restore", f.path("img")])
         try #require(rs.status == 0, "restore: \(rs.stderr)")
-        for h in try hostPIDs(f, "unix") { f.adopt(h) }
+        try f.adoptCapsule("unix")
         expectAllChecksPass(f, work: work, report: report)
         #expect(try vos(f, ["stop", "unix"]).status == 0)
     }

@@ -56,12 +56,12 @@ final class Fixture {
     /// Remembers a process that the test did not start itself (a restored one) for cleanup.
     func adopt(_ pid: PID) { pids.append(pid) }
 
-    /// Runs vos to completion.
+    /// Runs vos to completion, with the capsule registry inside the fixture (VOS_STATE_DIR).
     func vos(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Products.vos)
         p.arguments = arguments
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        p.environment = ProcessInfo.processInfo.environment.merging(["VOS_STATE_DIR": path("state")].merging(environment) { $1 }) { $1 }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err
