@@ -110,6 +110,13 @@ final class Fixture {
     }
 
     func cleanup() {
+        // Every process of every capsule in the fixture's registry, even those a failed test
+        // never got to adopt.
+        if FileManager.default.fileExists(atPath: path("state")), let ps = try? vos(["ps", "--json"]) {
+            for host in ps.stdout.components(separatedBy: "\"hostPID\":").dropFirst().compactMap({ PID($0.prefix { $0.isNumber }) }) {
+                pids.append(host)
+            }
+        }
         for pid in pids.reversed() {
             kill(pid, SIGKILL)
             var status: Int32 = 0
