@@ -41,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "vos-bench",
             dependencies: [
-                "VOSCheckpoint", "VOSImage", "VOSLinux",
+                "VOSCapsule", "VOSCheckpoint", "VOSImage", "VOSLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/vos-bench"
@@ -58,6 +58,8 @@ let package = Package(
         .executableTarget(name: "vos-test-shm", path: "Sources/TestPrograms/shm"),
         .executableTarget(name: "vos-test-unix", path: "Sources/TestPrograms/unix"),
         .executableTarget(name: "vos-test-sysv", path: "Sources/TestPrograms/sysv"),
+        // The benchmark's fixed work (CPU- or syscall-bound) for the capsule runtime overhead.
+        .executableTarget(name: "vos-test-work", path: "Sources/TestPrograms/work"),
         .testTarget(name: "VOSImageTests", dependencies: ["VOSImage"]),
         .testTarget(name: "VOSLinuxTests", dependencies: ["VOSLinux"]),
         .testTarget(

@@ -121,6 +121,7 @@ enum Interruption {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 Children.shared.stopAll()
+                CapsuleBench.cleanUp()
                 Scratch.removeAll()
                 fputs("vos-bench: interrupted, processes killed and \(Scratch.directory) removed\n", stderr)
                 exit(130)

@@ -48,6 +48,7 @@ struct Report: Codable {
     var large: [LargeResult]
     var largeLeaveRunning: LeaveRunningResult
     var small: SmallResult
+    var capsules: CapsuleResult
     var goals: [Goal] = []
 
     static func loadAverage() -> String {
@@ -70,7 +71,10 @@ struct Report: Codable {
                 met: restore >= 0.5),
             Goal(name: "small process frozen, ms", measured: frozen, target: "< 5", met: frozen < 5),
             Goal(name: "small process restored, ms", measured: restored, target: "< 10", met: restored < 10),
-        ]
+        ] + capsules.work.map { w in
+            Goal(name: "capsule runtime, \(w.mode)-bound, inside / outside", measured: w.ratio, target: "≤ 1.01",
+                 met: w.ratio <= 1.01)
+        }
     }
 
     func json() throws -> String {

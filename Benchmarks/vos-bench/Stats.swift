@@ -57,16 +57,20 @@ struct Plan: Codable {
     var memhogRuns: [Int]
     var smallRuns: Int
     var leaveRunningRuns: Int
+    /// Capsules: start-overhead pairs, runtime-overhead pairs per program, tree checkpoint+restore runs.
+    var capsuleStartRuns: Int
+    var capsuleWorkRuns: Int
+    var capsuleTreeRuns: Int
 
     static func make(quick: Bool) -> Plan {
         if quick {
             return Plan(
                 quick: true, ceilingBytes: 256 * mebibyte, ceilingRuns: 3, memhogSizes: [256], memhogRuns: [3],
-                smallRuns: 10, leaveRunningRuns: 3)
+                smallRuns: 10, leaveRunningRuns: 3, capsuleStartRuns: 5, capsuleWorkRuns: 4, capsuleTreeRuns: 3)
         }
         return Plan(
             quick: false, ceilingBytes: gibibyte, ceilingRuns: 5, memhogSizes: [256, 1024], memhogRuns: [5, 3],
-            smallRuns: 20, leaveRunningRuns: 5)
+            smallRuns: 20, leaveRunningRuns: 5, capsuleStartRuns: 15, capsuleWorkRuns: 12, capsuleTreeRuns: 7)
     }
 }
 

@@ -8,7 +8,8 @@ struct VOSBench: ParsableCommand {
         commandName: "vos-bench",
         abstract: "Measure checkpoint and restore against this machine's copy, tmpfs and TCP ceilings.",
         discussion:
-            "Needs root (ptrace, process_vm_readv) and release builds of vos-test-memhog and vos-test-counter "
+            "Needs root (ptrace, process_vm_readv, namespaces) and release builds of vos, vos-test-memhog, "
+            + "vos-test-counter and vos-test-work "
             + "next to this binary."
     )
 
@@ -26,6 +27,7 @@ struct VOSBench: ParsableCommand {
         Interruption.install()
         defer {
             Children.shared.stopAll()
+            CapsuleBench.cleanUp()
             Scratch.removeAll()
         }
         let plan = Plan.make(quick: quick)
@@ -36,11 +38,13 @@ struct VOSBench: ParsableCommand {
         let ceilings = try Ceilings.measure(plan)
         let large = try zip(plan.memhogSizes, plan.memhogRuns).map { try LargeScenario.run(mib: $0, runs: $1) }
         let largeLive = try LeaveRunningScenario.memhog(mib: 256, runs: plan.leaveRunningRuns)
+        let capsules = try CapsuleScenarios.run(plan)
 
         var report = Report(
             date: ISO8601DateFormatter().string(from: Date()), command: CommandLine.arguments.joined(separator: " "),
             machine: .current(), plan: plan, loadAverageBefore: loadBefore, loadAverageAfter: Report.loadAverage(),
-            ceilings: ceilings, large: large, largeLeaveRunning: largeLive, small: small)
+            ceilings: ceilings, large: large, largeLeaveRunning: largeLive, small: small,
+            capsules: capsules)
         report.checkGoals()
         if json {
             fputs(report.table() + "\n", stderr)
