@@ -70,7 +70,7 @@ struct Plan: Codable {
         }
         return Plan(
             quick: false, ceilingBytes: gibibyte, ceilingRuns: 5, memhogSizes: [256, 1024], memhogRuns: [5, 3],
-            smallRuns: 20, leaveRunningRuns: 5, capsuleStartRuns: 15, capsuleWorkRuns: 12, capsuleTreeRuns: 7)
+            smallRuns: 20, leaveRunningRuns: 5, capsuleStartRuns: 15, capsuleWorkRuns: 15, capsuleTreeRuns: 9)
     }
 }
 
