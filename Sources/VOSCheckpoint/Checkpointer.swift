@@ -71,8 +71,7 @@ public enum Checkpointer {
             } else {
                 // The image must be complete before the only copy of the process goes.
                 try write()
-                frozen.kill()
-                thawed = Kernel.monotonicNanos()
+                thawed = frozen.kill()
             }
             frozen.waitUntilReaped()
             let end = Kernel.monotonicNanos()

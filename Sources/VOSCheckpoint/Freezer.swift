@@ -101,12 +101,18 @@ public final class FrozenProcess {
 
     /// Kills the process and reaps every thread (a traced thread stays a zombie until its tracer
     /// reaps it, and its TID stays taken meanwhile: probe 12).
-    public func kill() {
-        guard !detached else { return }
+    /// Returns when the SIGKILL was sent (CLOCK_MONOTONIC ns): from then on the process never
+    /// runs again, while the kernel may take ~80 ms per GiB more to free its memory before the
+    /// threads can be reaped.
+    @discardableResult
+    public func kill() -> UInt64 {
+        guard !detached else { return Kernel.monotonicNanos() }
         detached = true
         parentAtKill = (try? ProcStat.read("/proc/\(pid)/stat"))?.ppid
         try? Kernel.kill(pid, 9)
+        let killedAt = Kernel.monotonicNanos()
         for t in threads.reversed() { _ = try? Kernel.wait(t.tid) }
+        return killedAt
     }
 
     private var parentAtKill: PID?

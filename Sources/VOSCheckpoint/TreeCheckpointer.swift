@@ -79,18 +79,20 @@ public enum TreeCheckpointer {
             info?.network = network?.info
             try FaultInjection.check("checkpoint-before-manifest")
             try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info, ipc: ipc), root: records[0], machine: MachineInfo.current())
+            let thawed: UInt64
             if leaveRunning {
                 TCPSocket.leaveRepair(pids: frozen.map(\.pid))
                 for f in frozen.reversed() { f.thaw() }
                 network?.reconnect()
+                thawed = Kernel.monotonicNanos()
             } else {
-                // Descendants first (we reap them, as their tracer), then the root, whose parent
-                // is outside the tree: its kill waits for that parent to free the root's PID.
-                for f in frozen.dropFirst() { try? Kernel.kill(f.pid, SIGKILL) }
+                // Every process killed at once (the frozen time ends there), then reaped by us,
+                // their tracer: descendants first, the root (whose parent is outside the tree) last.
+                for f in frozen { try? Kernel.kill(f.pid, SIGKILL) }
+                thawed = Kernel.monotonicNanos()
                 for f in frozen.dropFirst() { f.kill() }
                 frozen.first?.kill()
             }
-            let thawed = Kernel.monotonicNanos()
             if !leaveRunning { frozen.first?.waitUntilReaped() }
             let end = Kernel.monotonicNanos()
             return CheckpointSummary(
