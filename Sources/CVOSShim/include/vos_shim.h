@@ -45,7 +45,6 @@ pid_t vos_waitpid_all(pid_t pid, int *status, int nohang);
 #define VOS_PTRACE_PEEKDATA 2
 #define VOS_PTRACE_CONT 7
 #define VOS_PTRACE_KILL 8
-#define VOS_PTRACE_SINGLESTEP 9
 #define VOS_PTRACE_SYSCALL 24
 #define VOS_PTRACE_GETREGS 12
 #define VOS_PTRACE_SETREGS 13

@@ -58,7 +58,7 @@ public enum MemoryMap {
 
     /// One maps-format line, or nil when the line is a statistics line.
     static func parseHeader(_ line: Substring) -> MemoryRegion? {
-        guard let dash = line.firstIndex(of: "-"), let first = line.first, first.isHexDigit else { return nil }
+        guard line.contains("-"), let first = line.first, first.isHexDigit else { return nil }
         var fields: [Substring] = []
         var rest = line[...]
         for _ in 0..<5 {
@@ -68,7 +68,6 @@ public enum MemoryMap {
             rest = rest[sp...]
         }
         guard fields.count == 5, fields[0].contains("-"), fields[1].count == 4 else { return nil }
-        _ = dash
         let range = fields[0].split(separator: "-")
         guard range.count == 2, let s = UInt64(range[0], radix: 16), let e = UInt64(range[1], radix: 16),
               let off = UInt64(fields[2], radix: 16), let inode = UInt64(fields[4])
