@@ -60,6 +60,9 @@ public final class ImageReader {
         }
         if parts.contains(where: { $0.name == TreeRecord.fileName }) {
             let tree = try decode(TreeRecord.self, TreeRecord.fileName)
+            for m in tree.processes where m.pid < 1 || m.parent < 0 || m.processGroup < 0 || m.session < 0 {
+                throw ImageError.inconsistent("process \(m.pid) of the tree has an ID out of range")
+            }
             self.tree = tree
             processes = try tree.processes.filter { $0.zombieStatus == nil }.map {
                 try processImage(record: TreeRecord.processPart($0.pid), pages: TreeRecord.pagesPart($0.pid))
@@ -98,8 +101,9 @@ public final class ImageReader {
         guard let data = FileManager.default.contents(atPath: p) else { throw ImageError.missingPart(part.name, path: p) }
         let bytes = [UInt8](data)
         for chunk in part.chunks {
-            guard chunk.offset + chunk.length <= UInt64(bytes.count) else {
-                throw ImageError.truncated(part: part.name, expectedBytes: chunk.offset + chunk.length, foundBytes: UInt64(bytes.count))
+            let (end, overflow) = chunk.offset.addingReportingOverflow(chunk.length)
+            guard !overflow, end <= UInt64(bytes.count) else {
+                throw ImageError.truncated(part: part.name, expectedBytes: overflow ? UInt64.max : end, foundBytes: UInt64(bytes.count))
             }
             let sum = bytes.withUnsafeBytes { Checksum.of(UnsafeRawBufferPointer(rebasing: $0[Int(chunk.offset)..<Int(chunk.offset + chunk.length)])) }
             if Checksum.hex(sum) != chunk.checksum {

@@ -31,24 +31,44 @@ public final class ProcessImage: @unchecked Sendable {
     }
 
     /// Page runs inside the page file and inside their VMA, chunks covering the file, a main thread.
+    /// Image numbers are never trusted: every size, address, count and ID is checked here, with
+    /// arithmetic that cannot overflow, before anything uses it (a trap is a crash of vos).
     func checkConsistency() throws {
         let size = pages?.size ?? 0
+        let userSpaceEnd: UInt64 = 0x7fff_ffff_f000
         for m in record.memory {
+            let r = m.region
+            guard r.start < r.end, r.end.raw <= userSpaceEnd, r.start.raw % pageSize == 0, r.end.raw % pageSize == 0 else {
+                throw ImageError.inconsistent("VMA \(r.start)-\(r.end) is not a page-aligned range of user space")
+            }
             for run in m.runs {
-                guard run.fileOffset % pageSize == 0, run.fileOffset + run.length <= size else {
+                let (length, over) = run.pageCount.multipliedReportingOverflow(by: pageSize)
+                let (fileEnd, over2) = run.fileOffset.addingReportingOverflow(length)
+                guard !over, !over2, run.fileOffset % pageSize == 0, fileEnd <= size else {
                     throw ImageError.inconsistent("page run at \(run.address) lies outside \(pagesPart)")
                 }
-                guard run.address >= m.region.start, run.address + run.length <= m.region.end else {
-                    throw ImageError.inconsistent("page run at \(run.address) lies outside its VMA \(m.region.start)-\(m.region.end)")
+                guard run.address >= r.start, run.address < r.end, run.address.raw % pageSize == 0, length <= r.end.raw - run.address.raw else {
+                    throw ImageError.inconsistent("page run at \(run.address) lies outside its VMA \(r.start)-\(r.end)")
                 }
             }
         }
+        func inRange<T: BinaryInteger>(_ value: T, _ range: ClosedRange<T>, _ what: String) throws {
+            guard range.contains(value) else { throw ImageError.inconsistent("\(what) \(value) is out of range") }
+        }
+        for t in record.threads { try inRange(t.tid, 1...Int32.max, "thread id") }
+        for f in record.files { try inRange(f.fd, 0...(1 << 20), "fd") }
+        for a in record.signalActions { try inRange(a.signal, 1...64, "signal") }
+        for t in record.itimers { try inRange(t.which, 0...2, "interval timer") }
+        for t in record.posixTimers { try inRange(t.id, 0...Int32.max, "POSIX timer id") }
+        for l in record.limits { try inRange(l.resource, 0...15, "resource limit") }
         guard record.threads.first?.tid == record.pid else {
             throw ImageError.inconsistent("the first thread of pid \(record.pid) is not its main thread")
         }
         var covered: UInt64 = 0
         for c in chunks {
-            guard c.offset == covered else { throw ImageError.inconsistent("page chunks of \(pagesPart) leave a gap at \(covered)") }
+            guard c.offset == covered, c.length <= size - covered else {
+                throw ImageError.inconsistent("page chunks of \(pagesPart) leave a gap or overrun at \(covered)")
+            }
             covered += c.length
         }
         guard covered == size else { throw ImageError.inconsistent("page chunks cover \(covered) of \(size) bytes of \(pagesPart)") }

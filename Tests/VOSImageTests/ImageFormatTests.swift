@@ -6,7 +6,8 @@ import VOSLinux
 
 @Suite(.serialized)
 struct ImageFormatTests {
-    func makeImage() throws -> String {
+    /// A small image; `rich` adds one of most record kinds, for the hostile-input tests.
+    func makeImage(rich: Bool = false) throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vos-image-\(UInt32.random(in: 0...UInt32.max))").path
         let w = try ImageWriter(directory: dir)
         let pages = try w.createPageFile(size: 2 * pageSize)
@@ -22,10 +23,21 @@ struct ImageFormatTests {
                                   alternateStack: nil)
         let mm = MMFields(startCode: 0, endCode: 0, startData: 0, endData: 0, startBrk: 0, brk: 0, startStack: 0, argStart: 0,
                           argEnd: 0, envStart: 0, envEnd: 0, auxv: [0, 0])
+        var file = FileRecord(fd: 3, kind: "pipe", flags: 0, position: 0, path: "pipe:[1]")
+        file.pipeInode = 1
+        file.pipeCapacity = 65536
+        file.pipeData = [1, 2, 3]
+        file.epollTargets = [EpollTarget(fd: 4, events: 1, data: 2)]
         let p = ProcessRecord(pid: 77, commandLine: ["prog", "--x"], executable: "/bin/prog", name: "prog", threads: [thread],
                               memory: [MemoryRecord(region: region, runs: [PageRun(address: RemoteAddress(0x11000), pageCount: 2, fileOffset: 0)])],
-                              mm: mm, files: [], signalActions: [], sharedPendingSignals: [], itimers: [], posixTimers: [], cwd: "/",
-                              umask: 0o22, limits: [], parentDeathSignal: 0, frozenAtMonotonicNanos: 1)
+                              mm: mm, files: rich ? [file] : [],
+                              signalActions: rich ? [SignalAction(signal: 10, handler: 0x401000, flags: 0, restorer: 0, mask: 0)] : [],
+                              sharedPendingSignals: [], itimers: rich ? [IntervalTimer(which: 0, valueMicros: 5, intervalMicros: 5)] : [],
+                              posixTimers: rich ? [PosixTimer(id: 1, clock: 1, signal: 14, notify: 0, notifyThread: 77, sigevValue: 0,
+                                                              valueNanos: 5, intervalNanos: 5)] : [],
+                              cwd: "/", umask: 0o22,
+                              limits: rich ? [ResourceLimit(resource: 7, name: "Max open files", soft: 1024, hard: 4096)] : [],
+                              parentDeathSignal: 0, frozenAtMonotonicNanos: 1)
         try w.finish(process: p, machine: MachineInfo(kernelRelease: "6.18", architecture: "x86_64", cpuModel: "test", cpuFeatures: ["avx"]))
         return dir
     }

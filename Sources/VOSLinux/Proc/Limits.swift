@@ -8,6 +8,13 @@ public struct ResourceLimit: Codable, Sendable, Equatable {
     /// `UInt64.max` is "unlimited".
     public var soft: UInt64
     public var hard: UInt64
+
+    public init(resource: Int32, name: String, soft: UInt64, hard: UInt64) {
+        self.resource = resource
+        self.name = name
+        self.soft = soft
+        self.hard = hard
+    }
 }
 
 public enum Limits {
