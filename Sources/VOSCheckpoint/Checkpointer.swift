@@ -34,6 +34,7 @@ public enum Checkpointer {
         if ProcStatus.number(pid: pid, "Tgid") != Int64(pid) {
             throw CheckpointError(what, reason: "it is a thread, not a process; give its process id \(ProcStatus.number(pid: pid, "Tgid"))")
         }
+        if let tracer = FrozenProcess.tracer(of: pid) { throw FrozenProcess.busy(pid, tracer) }
 
         let writer = try step(what) { try ImageWriter(directory: imageDirectory) }
         // Refuse unsupported fds before freezing anything.
@@ -48,6 +49,7 @@ public enum Checkpointer {
         let frozen: FrozenProcess
         do { frozen = try FrozenProcess(pid: pid) } catch {
             writer.discard()
+            if error is CheckpointError { throw error }
             throw CheckpointError("\(what) while freezing it", cause: error)
         }
         let frozenAt = Kernel.monotonicNanos()

@@ -28,6 +28,7 @@ public final class FrozenProcess {
                     do { t = try Tracee.seize(tid, options: options) } catch {
                         // A thread that exited between the listing and the seize.
                         if error.errno == .noSuchProcess && tid != pid { continue }
+                        if error.errno == .notPermitted, let tracer = Self.tracer(of: tid) { throw Self.busy(pid, tracer) }
                         throw error
                     }
                     try t.interrupt()
@@ -69,6 +70,19 @@ public final class FrozenProcess {
                 throw SyscallError(call: "waitpid", errno: .noSuchProcess, subject: "tid \(t.tid) (it exited while being frozen)")
             }
         }
+    }
+
+    /// The PID of whoever ptraces `tid` (another vos checkpoint, a debugger), if anyone.
+    static func tracer(of tid: PID) -> PID? {
+        let t = PID(ProcStatus.number(pid: tid, "TracerPid"))
+        return t > 0 ? t : nil
+    }
+
+    /// A process already traced cannot be frozen: say by whom.
+    static func busy(_ pid: PID, _ tracer: PID) -> CheckpointError {
+        let cmd = ProcessState.commandLine(pid: tracer).joined(separator: " ")
+        return CheckpointError("cannot checkpoint pid \(pid)",
+                               reason: "it is already being checkpointed or traced by pid \(tracer) (\(cmd.isEmpty ? "?" : cmd)); the process was left as it was")
     }
 
     /// Blocks every signal in every thread so that injected calls are never interrupted by a

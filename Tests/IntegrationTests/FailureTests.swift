@@ -166,3 +166,33 @@ func processesRunning(_ text: String) -> [Int32] {
         return String(decoding: cmd.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(text)
     }
 }
+
+@Suite(.serialized)
+struct ConcurrentCheckpointTests {
+    /// Two checkpoints of one process at once: one wins, the other is told the process is
+    /// already being checkpointed, and the process runs on with no gap.
+    @Test func secondCheckpointIsRefused() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let out = f.path("memhog.txt")
+        // 256 MiB: the first checkpoint takes long enough for the second to find it at work.
+        let pid = try f.start(Products.path("vos-test-memhog"), ["256"], stdout: out)
+        #expect(waitUntil(30) { lines(out).contains { $0.hasPrefix("ready") } })
+        var first: CommandResult?
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            first = try? f.vos(["checkpoint", "--pid", String(pid), "--image", f.path("img1"), "--leave-running"])
+            done.signal()
+        }
+        // Wait until the first one has the process under ptrace.
+        #expect(waitUntil { (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8))?.contains("TracerPid:\t0") == false })
+        let second = try f.vos(["checkpoint", "--pid", String(pid), "--image", f.path("img2"), "--leave-running"])
+        done.wait()
+        #expect(first?.status == 0, "the first checkpoint failed: \(first?.stderr ?? "")")
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("cannot checkpoint pid \(pid): it is already being checkpointed or traced by pid"), "\(second.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: f.path("img2")))
+        kill(pid, SIGUSR1)
+        #expect(waitUntil { lines(out).contains { $0.hasPrefix("verify ok") } })
+    }
+}
