@@ -101,7 +101,6 @@ public enum Checkpointer {
         let site = try SyscallSite.find(pid: pid, in: regions)
         let frozenAtNanos = Kernel.monotonicNanos()
 
-        try frozen.blockAllSignals()
         var threads: [ThreadRecord] = []
         var mainTask: RemoteTask?
         var scratches: [(RemoteAddress, [UInt8])] = []
@@ -115,6 +114,9 @@ public enum Checkpointer {
             }
             scratches.append((scratch, try RemoteTask.readMemory(pid: pid, 512, at: scratch)))
             let task = RemoteTask(tracee: tracee, pid: pid, savedRegisters: regs, syscallSite: site, scratch: scratch, scratchSize: 512)
+            // Every signal blocked for each call only (a signal-delivery stop would break the
+            // call); between calls the thread holds its own registers and mask.
+            task.ownSignalMask = frozen.originalMasks[tracee.tid] ?? 0
             threads.append(try step("dumping thread \(tracee.tid)") {
                 try ThreadState.dump(tracee, pid: pid, registers: regs, mask: frozen.originalMasks[tracee.tid] ?? 0, task: task)
             })
@@ -127,9 +129,6 @@ public enum Checkpointer {
         let mm = try step("reading mm fields") { try ProcessState.mmFields(stat: stat, pid: pid, task: task) }
         for (at, bytes) in scratches { try RemoteTask.writeMemory(pid: pid, bytes, at: at) }
         scratches = []
-        // Injection is over: give the masks back now, so that if vos dies from here on the
-        // threads resume exactly as they were.
-        try frozen.restoreSignalMasks()
 
         var memory = try MemoryDump(pid: pid, regions: regions)
         try step("saving shared memory objects of pid \(pid)") { try MappedObjects.save(pid: pid, records: &memory.records, writer: writer, sysVSaved: sysVSaved) }

@@ -85,21 +85,11 @@ public final class FrozenProcess {
                                reason: "it is already being checkpointed or traced by pid \(tracer) (\(cmd.isEmpty ? "?" : cmd)); the process was left as it was")
     }
 
-    /// Blocks every signal in every thread so that injected calls are never interrupted by a
-    /// signal-delivery stop (probe 12). `thaw()` puts the saved masks back.
-    func blockAllSignals() throws {
-        for t in threads { try t.setSignalMask(Self.injectionSignalMask) }
-    }
-
     /// The mask a thread holds while calls are injected into it: every signal blocked. Injected
     /// calls run between syscall stops and raise no signal; a single-step design would need
     /// SIGTRAP unblocked, since a forced SIGTRAP that is blocked or ignored resets its
     /// disposition to SIG_DFL (`force_sig_info_to_task`, kernel/signal.c).
     static let injectionSignalMask: UInt64 = ~0
-
-    func restoreSignalMasks() throws {
-        for t in threads { if let m = originalMasks[t.tid] { try t.setSignalMask(m) } }
-    }
 
     /// Puts back registers and masks and detaches every thread; never throws (a thread that
     /// vanished meanwhile is no longer ours to resume).

@@ -26,6 +26,11 @@ public final class RemoteTask {
     public private(set) var injectedCount = 0
     /// TID of the last thread created by an injected clone (from `PTRACE_EVENT_CLONE`).
     public private(set) var lastClonedTID: PID?
+    /// The thread's own signal mask, when every signal must be blocked for the duration of each
+    /// injected call only (a live process being checkpointed: if vos dies between two calls,
+    /// the thread has its own registers and mask back). nil: the mask is left alone (a restore
+    /// stub, whose mask blocks everything until it is released).
+    public var ownSignalMask: UInt64?
 
     public var tid: PID { tracee.tid }
 
@@ -47,8 +52,12 @@ public final class RemoteTask {
         regs.origRax = UInt64.max
         let a = args + Array(repeating: 0, count: max(0, 6 - args.count))
         regs.rdi = a[0]; regs.rsi = a[1]; regs.rdx = a[2]; regs.r10 = a[3]; regs.r8 = a[4]; regs.r9 = a[5]
+        if ownSignalMask != nil { try tracee.setSignalMask(~0) }
         try tracee.setRegisters(regs)
-        defer { try? tracee.setRegisters(savedRegisters) }
+        defer {
+            try? tracee.setRegisters(savedRegisters)
+            if let own = ownSignalMask { try? tracee.setSignalMask(own) }
+        }
         injectedCount += 1
         try tracee.runToSyscallStop()
         var entered = false
