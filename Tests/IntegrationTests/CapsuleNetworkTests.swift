@@ -289,16 +289,7 @@ struct CapsuleNetworkTests {
         #expect(
             waitUntil(15) { echoes(out).count >= running + 20 || echoes(out).error != nil }, "\(lines(out).suffix(3))")
 
-        try n.checkpoint("echo", image: "img")
-        let before = echoes(out).count
-        #expect(imageHoldsConnection(n.f.path("img")), "the image holds no established TCP connection")
-        usleep(500_000)
-        try n.restore("img")
-        #expect(waitUntil(30) { echoes(out).count >= before + 30 || echoes(out).error != nil })
-        let e = echoes(out)
-        #expect(e.error == nil, "\(e.error ?? "")")
-        #expect(
-            e.continuous && e.count >= before + 30, "\(e.count) echoes (\(before) before), continuous: \(e.continuous)")
+        try expectConnectionSurvives(n, capsule: "echo", echoes: out)
     }
 
     /// A stream in flight in both directions (queues full of unread, unsent and unacknowledged
@@ -382,16 +373,25 @@ struct CapsuleNetworkTests {
         #expect(waitUntil(15) { echoes(out).count >= 20 || echoes(out).error != nil }, "\(lines(out))")
         try #require(echoes(out).error == nil, "\(echoes(out).error ?? "")")
 
-        try n.checkpoint("caller", image: "img")
+        try expectConnectionSurvives(n, capsule: "caller", echoes: out)
+    }
+
+    /// Stops the capsule with a checkpoint whose image holds the established connection,
+    /// restores it after half a second, and expects the client's echo sequence to go on: 30 more
+    /// echoes, no error, no gap or repeat.
+    func expectConnectionSurvives(_ n: NetworkFixture, capsule: String, echoes out: String,
+                                  sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try n.checkpoint(capsule, image: "img")
         let before = echoes(out).count
-        #expect(imageHoldsConnection(n.f.path("img")), "the image holds no established TCP connection")
+        #expect(imageHoldsConnection(n.f.path("img")), "the image holds no established TCP connection", sourceLocation: sourceLocation)
         usleep(500_000)
         try n.restore("img")
-        #expect(waitUntil(30) { echoes(out).count >= before + 30 || echoes(out).error != nil })
+        #expect(waitUntil(30) { echoes(out).count >= before + 30 || echoes(out).error != nil }, sourceLocation: sourceLocation)
         let e = echoes(out)
-        #expect(e.error == nil, "\(e.error ?? "")")
+        #expect(e.error == nil, "\(e.error ?? "")", sourceLocation: sourceLocation)
         #expect(
-            e.continuous && e.count >= before + 30, "\(e.count) echoes (\(before) before), continuous: \(e.continuous)")
+            e.continuous && e.count >= before + 30, "\(e.count) echoes (\(before) before), continuous: \(e.continuous)",
+            sourceLocation: sourceLocation)
     }
 
     /// A UDP socket keeps its binding: datagrams to the capsule's address and port are answered
