@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(name: "CVOSShim"),
@@ -29,9 +31,32 @@ let package = Package(
             ]
         ),
         .target(name: "VOSCapsule", dependencies: ["VOSCheckpoint", "VOSImage", "VOSLinux", "CVOSShim"]),
+        // Live migration: dirty tracking, pre-copy, post-copy pages, the authenticated transport.
+        .target(
+            name: "VOSMigration",
+            dependencies: [
+                "VOSCapsule", "VOSCheckpoint", "VOSImage", "VOSInjection", "VOSLinux", "CVOSShim",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The node daemon: control socket, peers, membership, migrations in and out.
+        .target(
+            name: "VOSNode",
+            dependencies: [
+                "VOSMigration", "VOSCapsule", "VOSCheckpoint", "VOSImage", "VOSLinux",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "VOSCommands",
             dependencies: [
+                "VOSNode", "VOSMigration",
                 "VOSCapsule", "VOSCheckpoint", "VOSImage", "VOSLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
