@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/userfaultfd.h>
 #include <fcntl.h>
 
 _Static_assert(sizeof(struct vos_clone_args) == 88, "struct clone_args");
@@ -22,6 +23,18 @@ _Static_assert(sizeof(struct vos_rseq_configuration) == 24, "struct ptrace_rseq_
 _Static_assert(sizeof(struct vos_peeksiginfo_args) == 16, "struct __ptrace_peeksiginfo_args");
 _Static_assert(sizeof(struct vos_kernel_sigaction) == 32, "struct k_sigaction");
 _Static_assert(sizeof(struct vos_stack) == 24, "stack_t");
+_Static_assert(sizeof(struct vos_uffdio_api) == sizeof(struct uffdio_api), "struct uffdio_api");
+_Static_assert(sizeof(struct vos_uffdio_register) == sizeof(struct uffdio_register), "struct uffdio_register");
+_Static_assert(sizeof(struct vos_uffdio_copy) == sizeof(struct uffdio_copy), "struct uffdio_copy");
+_Static_assert(sizeof(struct vos_uffdio_zeropage) == sizeof(struct uffdio_zeropage), "struct uffdio_zeropage");
+_Static_assert(sizeof(struct vos_uffdio_writeprotect) == sizeof(struct uffdio_writeprotect), "struct uffdio_writeprotect");
+_Static_assert(sizeof(struct vos_uffd_msg) == sizeof(struct uffd_msg), "struct uffd_msg");
+_Static_assert(VOS_UFFDIO_API == UFFDIO_API && VOS_UFFDIO_REGISTER == UFFDIO_REGISTER, "uffd ioctl numbers");
+_Static_assert(VOS_UFFDIO_UNREGISTER == UFFDIO_UNREGISTER && VOS_UFFDIO_WAKE == UFFDIO_WAKE, "uffd ioctl numbers");
+_Static_assert(VOS_UFFDIO_COPY == UFFDIO_COPY && VOS_UFFDIO_ZEROPAGE == UFFDIO_ZEROPAGE, "uffd ioctl numbers");
+_Static_assert(VOS_UFFDIO_WRITEPROTECT == UFFDIO_WRITEPROTECT, "uffd ioctl numbers");
+_Static_assert(sizeof(struct vos_pm_scan_arg) == 96 && sizeof(struct vos_page_region) == 24, "struct pm_scan_arg");
+_Static_assert(VOS_PAGEMAP_SCAN == _IOWR('f', 16, struct vos_pm_scan_arg), "PAGEMAP_SCAN");
 
 long vos_ptrace(long request, pid_t pid, unsigned long addr, unsigned long data) {
     return ptrace((enum __ptrace_request)request, pid, (void *)addr, (void *)data);

@@ -194,4 +194,59 @@ struct vos_itimerspec {
     int64_t interval_sec, interval_nsec, value_sec, value_nsec;
 };
 
+/* ---- userfaultfd (linux/userfaultfd.h: structs as in 6.1; WP_UNPOPULATED 6.4 and WP_ASYNC 6.7
+ * are newer than the headers). Ioctl numbers spelled out: Swift cannot expand _IOWR. ---- */
+#define VOS_SYS_userfaultfd 323
+#define VOS_UFFD_API 0xAAULL
+#define VOS_UFFD_FEATURE_WP_UNPOPULATED (1ULL << 13)
+#define VOS_UFFD_FEATURE_WP_ASYNC (1ULL << 15)
+#define VOS_UFFDIO_REGISTER_MODE_MISSING 1ULL
+#define VOS_UFFDIO_REGISTER_MODE_WP 2ULL
+#define VOS_UFFDIO_REGISTER_MODE_MINOR 4ULL
+#define VOS_UFFDIO_COPY_MODE_DONTWAKE 1ULL
+#define VOS_UFFDIO_COPY_MODE_WP 2ULL
+#define VOS_UFFDIO_ZEROPAGE_MODE_DONTWAKE 1ULL
+#define VOS_UFFDIO_API 0xc018aa3fUL
+#define VOS_UFFDIO_REGISTER 0xc020aa00UL
+#define VOS_UFFDIO_UNREGISTER 0x8010aa01UL
+#define VOS_UFFDIO_WAKE 0x8010aa02UL
+#define VOS_UFFDIO_COPY 0xc028aa03UL
+#define VOS_UFFDIO_ZEROPAGE 0xc020aa04UL
+#define VOS_UFFDIO_WRITEPROTECT 0xc018aa06UL
+#define VOS_UFFD_EVENT_PAGEFAULT 0x12
+
+struct vos_uffdio_range { uint64_t start, len; };
+struct vos_uffdio_api { uint64_t api, features, ioctls; };
+struct vos_uffdio_register { struct vos_uffdio_range range; uint64_t mode, ioctls; };
+struct vos_uffdio_copy { uint64_t dst, src, len, mode; int64_t copy; };
+struct vos_uffdio_zeropage { struct vos_uffdio_range range; uint64_t mode; int64_t zeropage; };
+struct vos_uffdio_writeprotect { struct vos_uffdio_range range; uint64_t mode; };
+/* struct uffd_msg: event, then a 24-byte union (pagefault: flags, address, ptid). */
+struct vos_uffd_msg {
+    uint8_t event;
+    uint8_t reserved1;
+    uint16_t reserved2;
+    uint32_t reserved3;
+    uint64_t arg[3];
+};
+
+/* ---- PAGEMAP_SCAN on /proc/PID/pagemap (linux/fs.h, 6.7) ---- */
+#define VOS_PAGEMAP_SCAN 0xc0606610UL
+#define VOS_PAGE_IS_WPALLOWED (1ULL << 0)
+#define VOS_PAGE_IS_WRITTEN (1ULL << 1)
+#define VOS_PAGE_IS_FILE (1ULL << 2)
+#define VOS_PAGE_IS_PRESENT (1ULL << 3)
+#define VOS_PAGE_IS_SWAPPED (1ULL << 4)
+#define VOS_PAGE_IS_PFNZERO (1ULL << 5)
+#define VOS_PAGE_IS_HUGE (1ULL << 6)
+#define VOS_PAGE_IS_SOFT_DIRTY (1ULL << 7)
+#define VOS_PM_SCAN_WP_MATCHING (1ULL << 0)
+#define VOS_PM_SCAN_CHECK_WPASYNC (1ULL << 1)
+
+struct vos_page_region { uint64_t start, end, categories; };
+struct vos_pm_scan_arg {
+    uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+    uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+
 #endif
