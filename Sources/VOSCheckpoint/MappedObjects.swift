@@ -72,9 +72,7 @@ extension FileRestoreContext {
     /// vos's memfd for a saved object, made and filled on first use.
     func object(_ o: MappedObject) throws -> Int32 {
         if let fd = objects[o.key] { return fd }
-        let fd = try checked("memfd_create", o.name) {
-            Int32(truncatingIfNeeded: o.name.withCString { vos_syscall6(319, Int(bitPattern: $0), 3 /* MFD_CLOEXEC|MFD_ALLOW_SEALING */, 0, 0, 0, 0) })
-        }
+        let fd = try MemfdCreate.create(o.name, flags: MemfdCreate.cloexec | MemfdCreate.allowSealing)
         objects[o.key] = track(fd)
         try checked("ftruncate", o.name) { ftruncate(fd, off_t(o.size)) }
         try writeAll(fd, try image.blob(o.blob), what: "memfd \(o.name)")

@@ -5,15 +5,32 @@ import Glibc
 import VOSImage
 import VOSLinux
 
+/// What happens to the tree once its image is complete.
+public enum CheckpointEnding {
+    case kill, thaw
+    /// Left frozen (and its network cut) for the caller, on this thread: a migration kills it
+    /// only once the destination runs the copy, and thaws it if anything fails.
+    case hold
+}
+
 public enum TreeCheckpointer {
     /// `capsule` is written into the image with the clocks of the root's time namespace.
     /// `network`: the capsule's own network, cut off while its sockets are dumped.
     public static func checkpoint(root: PID, imageDirectory: String, leaveRunning: Bool,
                                   capsule: (name: String, hostname: String, command: [String], tty: Bool)?,
                                   network: CheckpointNetwork? = nil) throws -> CheckpointSummary {
-        let start = Kernel.monotonicNanos()
         let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
         let writer = try step(what) { try ImageWriter(directory: imageDirectory) }
+        return try checkpoint(root: root, writer: writer, ending: leaveRunning ? .thaw : .kill, capsule: capsule, network: network).summary
+    }
+
+    /// Writes the tree's image through `writer` (a directory or memory). With `.hold` the
+    /// returned `HeldTree` owns the frozen processes.
+    public static func checkpoint(root: PID, writer: ImageWriter, ending: CheckpointEnding,
+                                  capsule: (name: String, hostname: String, command: [String], tty: Bool)?,
+                                  network: CheckpointNetwork? = nil) throws -> (summary: CheckpointSummary, held: HeldTree?) {
+        let start = Kernel.monotonicNanos()
+        let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
         var frozen: [FrozenProcess] = []
         func undo() {
             TCPSocket.leaveRepair(pids: frozen.map(\.pid))
@@ -79,26 +96,20 @@ public enum TreeCheckpointer {
             info?.network = network?.info
             try FaultInjection.check("checkpoint-before-manifest")
             try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info, ipc: ipc), root: records[0], machine: MachineInfo.current())
-            let thawed: UInt64
-            if leaveRunning {
-                TCPSocket.leaveRepair(pids: frozen.map(\.pid))
-                for f in frozen.reversed() { f.thaw() }
-                network?.reconnect()
-                thawed = Kernel.monotonicNanos()
-            } else {
-                // Every process killed at once (the frozen time ends there), then reaped by us,
-                // their tracer: descendants first, the root (whose parent is outside the tree) last.
-                for f in frozen { try? Kernel.kill(f.pid, SIGKILL) }
-                thawed = Kernel.monotonicNanos()
-                for f in frozen.dropFirst() { f.kill() }
-                frozen.first?.kill()
+            let held = HeldTree(frozen: frozen, network: network)
+            let thawed = Kernel.monotonicNanos()
+            switch ending {
+            case .thaw: held.thaw()
+            case .kill: held.kill()
+            case .hold: break
             }
-            if !leaveRunning { frozen.first?.waitUntilReaped() }
             let end = Kernel.monotonicNanos()
-            return CheckpointSummary(
-                pid: root, image: imageDirectory, threads: records.reduce(0) { $0 + $1.threads.count },
+            let summary = CheckpointSummary(
+                pid: root, image: writer.directory, threads: records.reduce(0) { $0 + $1.threads.count },
                 files: records.reduce(0) { $0 + $1.files.count }, pagesStored: bytes / pageSize, bytesStored: bytes,
-                frozenMilliseconds: Double(thawed - frozenAt) / 1e6, totalMilliseconds: Double(end - start) / 1e6, leftRunning: leaveRunning)
+                frozenMilliseconds: Double(thawed - frozenAt) / 1e6, totalMilliseconds: Double(end - start) / 1e6,
+                leftRunning: ending == .thaw)
+            return (summary, ending == .hold ? held : nil)
         } catch {
             undo()
             if error is CheckpointError { throw error }
@@ -137,6 +148,38 @@ public enum TreeCheckpointer {
         let bootNow = Kernel.boottimeNanos()
         let elapsed = Int64(Kernel.monotonicNanos() - frozenAtNanos)
         return (Int64(frozenAtNanos) + (offsets["monotonic"] ?? 0), Int64(bootNow) - elapsed + (offsets["boottime"] ?? 0))
+    }
+}
+
+/// A checkpointed tree still frozen, its network cut: `kill()` once its copy runs elsewhere,
+/// `thaw()` to let it go on. Only the thread that froze it may call either (ptrace).
+public final class HeldTree {
+    private var frozen: [FrozenProcess]
+    private let network: CheckpointNetwork?
+
+    init(frozen: [FrozenProcess], network: CheckpointNetwork?) {
+        self.frozen = frozen
+        self.network = network
+    }
+
+    public var pids: [PID] { frozen.map(\.pid) }
+
+    public func thaw() {
+        TCPSocket.leaveRepair(pids: frozen.map(\.pid))
+        for f in frozen.reversed() { f.thaw() }
+        network?.reconnect()
+        frozen = []
+    }
+
+    /// Every process killed at once (the frozen time ends there), then reaped by us, their
+    /// tracer: descendants first, the root (whose parent is outside the tree) last.
+    public func kill() {
+        guard !frozen.isEmpty else { return }
+        for f in frozen { try? Kernel.kill(f.pid, SIGKILL) }
+        for f in frozen.dropFirst() { f.kill() }
+        frozen.first?.kill()
+        frozen.first?.waitUntilReaped()
+        frozen = []
     }
 }
 

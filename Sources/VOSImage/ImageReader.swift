@@ -5,7 +5,9 @@ import Foundation
 import VOSLinux
 
 public final class ImageReader {
-    public let directory: String
+    public let store: ImageStore
+    /// For messages: the image directory, or what the memory image is.
+    public var directory: String { store.location }
     public let manifest: ImageManifest
     /// Every live process, the root first (one for a single-process image).
     public let processes: [ProcessImage]
@@ -18,28 +20,27 @@ public final class ImageReader {
     public var pageChunks: [ImageManifest.Chunk] { processes[0].chunks }
     public func verify(chunk: ImageManifest.Chunk) throws { try processes[0].verify(chunk: chunk) }
 
-    public init(directory: String) throws {
-        self.directory = directory
-        let manifestPath = directory + "/" + ImageManifest.fileName
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
-            throw ImageError.unreadable(directory, reason: "no such directory")
+    public convenience init(directory: String) throws {
+        try self.init(store: try DirectoryStore(existing: directory))
+    }
+
+    public init(store: ImageStore) throws {
+        self.store = store
+        let location = store.location
+        guard let manifestData = store.contents(of: ImageManifest.fileName) else {
+            throw ImageError.missingPart("manifest", path: location + "/" + ImageManifest.fileName)
         }
-        guard let manifestData = FileManager.default.contents(atPath: manifestPath) else {
-            throw ImageError.missingPart("manifest", path: manifestPath)
-        }
-        manifest = try Self.decodeManifest(manifestData)
+        manifest = try Self.decodeManifest(Data(manifestData))
 
         for part in manifest.parts {
             guard !part.name.contains("/"), !part.name.hasPrefix(".") else {
                 throw ImageError.inconsistent("part name \"\(part.name)\" escapes the image directory")
             }
-            let p = directory + "/" + part.name
-            guard let attrs = try? FileManager.default.attributesOfItem(atPath: p), let size = attrs[.size] as? NSNumber else {
-                throw ImageError.missingPart(part.name, path: p)
+            guard let size = store.size(of: part.name) else {
+                throw ImageError.missingPart(part.name, path: location + "/" + part.name)
             }
-            if size.uint64Value != part.size {
-                throw ImageError.truncated(part: part.name, expectedBytes: part.size, foundBytes: size.uint64Value)
+            if size != part.size {
+                throw ImageError.truncated(part: part.name, expectedBytes: part.size, foundBytes: size)
             }
         }
         let parts = manifest.parts
@@ -47,7 +48,7 @@ public final class ImageReader {
             guard let part = parts.first(where: { $0.name == name }) else {
                 throw ImageError.inconsistent("the manifest lists no \(name)")
             }
-            let bytes = try Self.readPart(directory: directory, part)
+            let bytes = try Self.readPart(store: store, part)
             do { return try JSONDecoder().decode(T.self, from: Data(bytes)) } catch {
                 throw ImageError.undecodable(part: name, reason: "\(error)")
             }
@@ -55,7 +56,7 @@ public final class ImageReader {
         func processImage(record: String, pages: String) throws -> ProcessImage {
             let r = try decode(ProcessRecord.self, record)
             let pagePart = parts.first { $0.name == pages }
-            let file = try pagePart.map { try PageFile.open(path: directory + "/" + pages, size: $0.size) }
+            let file = try pagePart.map { try store.openPages(pages, size: $0.size) }
             return try ProcessImage(record: r, pages: file, pagesPart: pages, chunks: pagePart?.chunks ?? [])
         }
         if parts.contains(where: { $0.name == TreeRecord.fileName }) {
@@ -96,10 +97,10 @@ public final class ImageReader {
     }
 
     /// Reads a small part and verifies its checksums.
-    public static func readPart(directory: String, _ part: ImageManifest.Part) throws -> [UInt8] {
-        let p = directory + "/" + part.name
-        guard let data = FileManager.default.contents(atPath: p) else { throw ImageError.missingPart(part.name, path: p) }
-        let bytes = [UInt8](data)
+    public static func readPart(store: ImageStore, _ part: ImageManifest.Part) throws -> [UInt8] {
+        guard let bytes = store.contents(of: part.name) else {
+            throw ImageError.missingPart(part.name, path: store.location + "/" + part.name)
+        }
         for chunk in part.chunks {
             let (end, overflow) = chunk.offset.addingReportingOverflow(chunk.length)
             guard !overflow, end <= UInt64(bytes.count) else {
@@ -117,6 +118,6 @@ public final class ImageReader {
         guard let part = manifest.parts.first(where: { $0.name == name }) else {
             throw ImageError.inconsistent("the manifest lists no part \(name)")
         }
-        return try Self.readPart(directory: directory, part)
+        return try Self.readPart(store: store, part)
     }
 }

@@ -1,34 +1,22 @@
-// Writes an image directory: parts first, the manifest last, so an image without a manifest is
-// recognisably incomplete. On failure `discard()` removes every file this writer created.
+// Writes an image (into a directory, or into memory: `ImageStore`): parts first, the manifest
+// last, so an image without a manifest is recognisably incomplete. On failure `discard()`
+// removes every part this writer created.
 import Foundation
 import VOSLinux
 
 public final class ImageWriter {
-    public let directory: String
+    public let store: ImageStore
     private var parts: [ImageManifest.Part] = []
-    private var created: [String] = []
-    private var createdDirectory = false
+
+    /// For messages: the image directory, or what the memory image is.
+    public var directory: String { store.location }
 
     /// Creates the directory if needed and proves it is writable before anything is frozen.
-    public init(directory: String) throws {
-        self.directory = directory
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw ImageError.cannotWrite(directory, reason: "it exists and is not a directory") }
-        } else {
-            do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                createdDirectory = true
-            } catch {
-                throw ImageError.cannotWrite(directory, reason: Self.reason(error))
-            }
-        }
-        guard access(directory, W_OK) == 0 else {
-            throw ImageError.cannotWrite(directory, reason: String(cString: strerror(errno)))
-        }
+    public convenience init(directory: String) throws {
+        self.init(store: try DirectoryStore(creating: directory))
     }
 
-    public func path(_ name: String) -> String { directory + "/" + name }
+    public init(store: ImageStore) { self.store = store }
 
     private var blobCount = 0
 
@@ -43,10 +31,7 @@ public final class ImageWriter {
 
     /// Creates a page file of `size` bytes, mapped for the dumpers to fill.
     public func createPageFile(name: String = ImageLayout.pages, size: UInt64) throws -> PageFile {
-        created.append(path(name))
-        do { return try PageFile.create(path: path(name), size: size) } catch {
-            throw ImageError.cannotWrite(path(name), reason: Self.reason(error))
-        }
+        try store.createPages(name, size: size)
     }
 
     /// Records a page file with the checksums its writers computed.
@@ -63,11 +48,7 @@ public final class ImageWriter {
 
     /// Writes a small part whole, with one checksum.
     public func writePart(_ name: String, _ bytes: [UInt8]) throws {
-        let p = path(name)
-        created.append(p)
-        do { try Data(bytes).write(to: URL(fileURLWithPath: p)) } catch {
-            throw ImageError.cannotWrite(p, reason: Self.reason(error))
-        }
+        try store.write(name, bytes)
         parts.append(.init(name: name, size: UInt64(bytes.count),
                            chunks: [.init(offset: 0, length: UInt64(bytes.count), checksum: Checksum.of(bytes))]))
     }
@@ -93,18 +74,11 @@ public final class ImageWriter {
             created: Date().timeIntervalSince1970, machine: machine, parts: parts, pid: process.pid,
             commandLine: process.commandLine)
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        let p = path(ImageManifest.fileName)
-        created.append(p)
-        do { try encoder.encode(manifest).write(to: URL(fileURLWithPath: p)) } catch {
-            throw ImageError.cannotWrite(p, reason: Self.reason(error))
-        }
+        try store.write(ImageManifest.fileName, Array(try encoder.encode(manifest)))
     }
 
     /// Removes what this writer created (the directory too if it made it).
-    public func discard() {
-        for p in created { unlink(p) }
-        if createdDirectory { rmdir(directory) }
-    }
+    public func discard() { store.discard() }
 
     static func reason(_ error: Error) -> String {
         if let e = error as? SyscallError { return e.description }

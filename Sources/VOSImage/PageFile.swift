@@ -38,6 +38,16 @@ public final class PageFile: @unchecked Sendable {
         }
     }
 
+    /// Maps a duplicate of `fd` (a memory image's memfd); the caller keeps its own descriptor.
+    public convenience init(duplicating fd: Int32, name: String, size: UInt64, writable: Bool) throws {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        if copy < 0 { throw SyscallError(call: "fcntl(F_DUPFD_CLOEXEC)", errno: .init(rawValue: errno), subject: name) }
+        do { try self.init(path: name, fd: copy, size: size, writable: writable) } catch {
+            close(copy)
+            throw error
+        }
+    }
+
     private init(path: String, fd: Int32, size: UInt64, writable: Bool) throws {
         self.path = path
         self.fd = fd
@@ -75,12 +85,17 @@ public final class PageFile: @unchecked Sendable {
 
     /// Reads `count` bytes at `offset` with pread(2) into `buffer`.
     public func read(into buffer: UnsafeMutableRawPointer, count: Int, at offset: UInt64) throws(SyscallError) {
+        try Self.preadAll(fd: fd, into: buffer, count: count, at: offset, what: path)
+    }
+
+    public static func preadAll(fd: Int32, into buffer: UnsafeMutableRawPointer, count: Int, at offset: UInt64,
+                                what: String) throws(SyscallError) {
         var done = 0
         while done < count {
-            let n = try checked("pread", "\(path) at \(offset + UInt64(done))") {
+            let n = try checked("pread", "\(what) at \(offset + UInt64(done))") {
                 pread(fd, buffer + done, count - done, off_t(offset) + off_t(done))
             }
-            guard n > 0 else { throw SyscallError(call: "pread", errno: .ioError, subject: "\(path): ends before \(offset + UInt64(count))") }
+            guard n > 0 else { throw SyscallError(call: "pread", errno: .ioError, subject: "\(what): ends before \(offset + UInt64(count))") }
             done += n
         }
     }
