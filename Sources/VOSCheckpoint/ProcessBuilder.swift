@@ -23,7 +23,9 @@ enum ProcessBuilder {
     /// `tracee` is the stub's main thread, stopped, with signals blocked (`Stub.seize`).
     /// `newSession`: make it a session leader (a lone process detached from vos); a tree sets
     /// sessions and groups itself.
-    static func build(tracee: Tracee, image: ProcessImage, files: FileRestoreContext, newPID: Bool, newSession: Bool) throws -> BuiltProcess {
+    /// `lazy`: private anonymous memory is registered to a userfaultfd served by it instead of filled.
+    static func build(tracee: Tracee, image: ProcessImage, files: FileRestoreContext, newPID: Bool, newSession: Bool,
+                      lazy: LazyPageServer? = nil) throws -> BuiltProcess {
         let p = image.record
         let pid = tracee.tid
         let stubRegions = try MemoryMap.readRanges(pid: pid)
@@ -41,7 +43,12 @@ enum ProcessBuilder {
         }
         try step("restoring the vdso") { try RestoreMemory.mapVDSO(task, records: records) }
         let reprotect = try step("mapping memory") { try RestoreMemory.mapRegions(task, records: records, files: files) }
-        try step("filling memory") { try RestoreMemory.fill(pid: pid, image: image) }
+        if let lazy {
+            let eager = try step("registering lazy memory") { try LazyMemory.register(task, image: image, server: lazy) }
+            try step("filling eager memory") { try LazyMemory.fillEager(pid: pid, savedPID: p.pid, records: eager, source: lazy.source) }
+        } else {
+            try step("filling memory") { try RestoreMemory.fill(pid: pid, image: image) }
+        }
         try FaultInjection.check("restore-after-memory")
         try step("protecting memory") { try RestoreMemory.reprotect(task, reprotect) }
         if newPID { try fixCachedTID(pid: pid, thread: p.threads[0], newTID: pid) }

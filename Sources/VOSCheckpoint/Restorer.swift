@@ -30,7 +30,21 @@ public enum Restorer {
     }
 
     public static func restore(image: ImageReader, newPID: Bool = false) throws -> RestoreSummary {
+        try restore(image: image, newPID: newPID, start: Kernel.monotonicNanos(), lazy: nil)
+    }
+
+    /// Post-copy: the process runs as soon as it is built, its private anonymous memory filled
+    /// on demand and in the background by the returned server from `source` (the image's own
+    /// page file unless given: a migration passes the source node's pages). Call
+    /// `server.waitUntilComplete()` to know when every page is in.
+    public static func restoreLazily(image: ImageReader, newPID: Bool = false, options: LazyOptions = LazyOptions(),
+                                     source: PageSource? = nil) throws -> (summary: RestoreSummary, server: LazyPageServer) {
         let start = Kernel.monotonicNanos()
+        let server = try LazyPageServer(source: source ?? ImagePageSource(image: image), options: options, startNanos: start)
+        return (try restore(image: image, newPID: newPID, start: start, lazy: server), server)
+    }
+
+    static func restore(image: ImageReader, newPID: Bool, start: UInt64, lazy: LazyPageServer?) throws -> RestoreSummary {
         let imageDirectory = image.directory
         guard image.tree == nil else {
             throw CheckpointError("cannot restore from \(imageDirectory)", reason: "it holds a process tree, not a single process")
@@ -44,12 +58,15 @@ public enum Restorer {
         do {
             let oldAffinity = Kernel.pinTogether(stub: pid)
             defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }
-            let built = try ProcessBuilder.build(tracee: tracee, image: image.processes[0], files: files, newPID: newPID, newSession: true)
+            let built = try ProcessBuilder.build(tracee: tracee, image: image.processes[0], files: files, newPID: newPID, newSession: true,
+                                                 lazy: lazy)
             try built.release()
+            lazy?.released()
             return RestoreSummary(pid: pid, originalPID: p.pid, keptPID: !newPID, threads: p.threads.count,
                                   injectedCalls: built.injectedCalls, milliseconds: Double(Kernel.monotonicNanos() - start) / 1e6)
         } catch {
             Stub.discard(pid)
+            lazy?.abort()
             if error is CheckpointError { throw error }
             throw CheckpointError("cannot restore pid \(p.pid) from \(imageDirectory)", cause: error)
         }

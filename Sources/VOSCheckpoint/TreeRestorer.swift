@@ -19,8 +19,10 @@ public struct TreeRestoreSummary: Codable, Sendable {
 public enum TreeRestorer {
     /// `prepare` runs once the namespaces exist, before any process is rebuilt (a capsule's
     /// network is set up there: its sockets are made inside it).
+    /// `lazy`: post-copy for every process (see `Restorer.restoreLazily`): the server serves
+    /// their private anonymous memory after release; wait for it with `waitUntilComplete()`.
     public static func restore(image: ImageReader, namespaces: NamespaceSet, hostname: String,
-                               prepare: (PID) throws -> Void = { _ in }) throws -> TreeRestoreSummary {
+                               prepare: (PID) throws -> Void = { _ in }, lazy: LazyPageServer? = nil) throws -> TreeRestoreSummary {
         let start = Kernel.monotonicNanos()
         guard let tree = image.tree else { throw CheckpointError("cannot restore", reason: "the image holds no process tree") }
         let files = try FileRestoreContext(image: image)
@@ -48,11 +50,12 @@ public enum TreeRestorer {
             for p in image.processes {
                 guard let tracee = stubs[p.record.pid] else { throw ImageError.inconsistent("pid \(p.record.pid) is not in the tree") }
                 built.append(try step("cannot restore pid \(p.record.pid) of the tree") {
-                    try ProcessBuilder.build(tracee: tracee, image: p, files: files, newPID: false, newSession: false)
+                    try ProcessBuilder.build(tracee: tracee, image: p, files: files, newPID: false, newSession: false, lazy: lazy)
                 })
             }
             if let ipc = tree.ipc { try step("removing System V segments marked for removal") { try SysVObjects.removeMarked(ipc, root: rootPID) } }
             for b in built.reversed() { try b.release() }
+            lazy?.released()
             return TreeRestoreSummary(rootHostPID: rootPID, processes: image.processes.count,
                                       threads: image.processes.reduce(0) { $0 + $1.record.threads.count },
                                       milliseconds: Double(Kernel.monotonicNanos() - start) / 1e6)
@@ -62,6 +65,7 @@ public enum TreeRestorer {
             for t in stubs.values { Glibc.kill(t.tid, SIGKILL) }
             Glibc.kill(rootPID, SIGKILL)
             Kernel.reapAll()
+            lazy?.abort()
             if error is CheckpointError { throw error }
             throw CheckpointError("cannot restore the process tree", cause: error)
         }

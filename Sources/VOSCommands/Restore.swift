@@ -1,4 +1,4 @@
-// `vos restore DIR [--pidfile FILE] [--new-pid] [--name NEWNAME] [--json]`
+// `vos restore DIR [--pidfile FILE] [--new-pid] [--lazy] [--name NEWNAME] [--json]`
 import ArgumentParser
 import Foundation
 import VOSCapsule
@@ -19,6 +19,9 @@ struct Restore: ParsableCommand {
     @Flag(help: "Restore with a new PID and new thread IDs instead of the saved ones (needed beside a still-running original outside a capsule).")
     var newPID = false
 
+    @Flag(help: "Post-copy: resume at once and fill private anonymous memory on demand and in the background; vos stays in the foreground until every page is in.")
+    var lazy = false
+
     @Option(help: "For a capsule image: the name of the restored capsule (default: the saved one).")
     var name: String?
 
@@ -28,8 +31,17 @@ struct Restore: ParsableCommand {
         // Wall time from before the image is read to the process running again.
         let start = Kernel.monotonicNanos()
         let reader = try Restorer.open(image)
-        if reader.tree?.capsule != nil { return try restoreCapsule(reader, start: start) }
-        var s = try Restorer.restore(image: reader, newPID: newPID)
+        if reader.tree?.capsule != nil {
+            if lazy { throw ValidationError("--lazy restores a single process; a capsule image is restored whole (without --lazy)") }
+            return try restoreCapsule(reader, start: start)
+        }
+        var server: LazyPageServer?
+        var s: RestoreSummary
+        if lazy {
+            (s, server) = try Restorer.restoreLazily(image: reader, newPID: newPID)
+        } else {
+            s = try Restorer.restore(image: reader, newPID: newPID)
+        }
         s.milliseconds = Double(Kernel.monotonicNanos() - start) / 1e6
         if newPID && s.threads > 1 {
             FileHandle.standardError.write(Data(("warning: pid \(s.pid) has \(s.threads) threads restored under new thread IDs; "
@@ -40,11 +52,28 @@ struct Restore: ParsableCommand {
                 throw ValidationError("restored pid \(s.pid), but cannot write the pid file \(pidfile): \(error.localizedDescription)")
             }
         }
+        if let server { return try waitForPages(server, summary: s) }
         if output.json {
             print(try jsonString(s))
         } else {
             let which = s.keptPID ? "its original PID and thread IDs" : "a new PID; it was pid \(s.originalPID) when checkpointed"
             print("restored pid \(s.pid) (\(which)), \(s.threads) thread(s), in \(formatMillis(s.milliseconds))")
+        }
+    }
+
+    /// `--lazy`: says when the process runs, then stays until its last page is in.
+    func waitForPages(_ server: LazyPageServer, summary s: RestoreSummary) throws {
+        if !output.json {
+            print("restored pid \(s.pid), running after \(formatMillis(s.milliseconds)); filling its memory lazily")
+            fflush(stdout)
+        }
+        let r = try server.waitUntilComplete()
+        if output.json {
+            print(try jsonString(LazyRestoreOutput(s, r)))
+        } else {
+            print("pid \(s.pid): every page in after \(formatMillis(r.completeMilliseconds)): \(r.faultPages) page(s) on fault, "
+                + "\(r.pushedPages) pushed, \(r.zeroPages) zero-filled, \(r.droppedPages) dropped (unmapped, discarded or exited), "
+                + "\(r.userfaultfds) userfaultfd(s)")
         }
     }
 
@@ -58,5 +87,18 @@ struct Restore: ParsableCommand {
             print("restored capsule \(record.name): \(s.processes) process(es) under their saved PIDs, \(s.threads) thread(s), "
                 + "init is pid \(s.rootHostPID) on the host, in \(formatMillis(s.milliseconds))")
         }
+    }
+}
+
+/// `vos restore --lazy --json`: the restore summary and the post-copy figures in one object.
+struct LazyRestoreOutput: Encodable {
+    var pid: PID, originalPID: PID, keptPID: Bool, threads: Int, injectedCalls: Int, milliseconds: Double
+    var resumeMilliseconds: Double, completeMilliseconds: Double
+    var faultPages: Int, pushedPages: Int, zeroPages: Int, droppedPages: Int, userfaultfds: Int
+
+    init(_ s: RestoreSummary, _ r: LazyReport) {
+        (pid, originalPID, keptPID, threads, injectedCalls, milliseconds) = (s.pid, s.originalPID, s.keptPID, s.threads, s.injectedCalls, s.milliseconds)
+        (resumeMilliseconds, completeMilliseconds) = (r.resumeMilliseconds, r.completeMilliseconds)
+        (faultPages, pushedPages, zeroPages, droppedPages, userfaultfds) = (r.faultPages, r.pushedPages, r.zeroPages, r.droppedPages, r.userfaultfds)
     }
 }
