@@ -83,6 +83,7 @@ let package = Package(
         .executableTarget(name: "vos-test-shm", path: "Sources/TestPrograms/shm"),
         .executableTarget(name: "vos-test-unix", path: "Sources/TestPrograms/unix"),
         .executableTarget(name: "vos-test-sysv", path: "Sources/TestPrograms/sysv"),
+        .executableTarget(name: "vos-test-dirtier", path: "Sources/TestPrograms/dirtier"),
         // The benchmark's fixed work (CPU- or syscall-bound) for the capsule runtime overhead.
         .executableTarget(name: "vos-test-work", path: "Sources/TestPrograms/work"),
         .testTarget(name: "VOSImageTests", dependencies: ["VOSImage"]),
@@ -90,11 +91,11 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "VOSLinux",
+                "VOSLinux", "VOSMigration",
                 "vos", "vos-test-counter", "vos-test-memhog", "vos-test-threads", "vos-test-state",
                 "vos-test-fds", "vos-test-unsupported", "vos-test-swiftcounter", "vos-test-tree", "vos-test-shm",
                 "vos-test-unix",
-                "vos-test-sysv",
+                "vos-test-sysv", "vos-test-dirtier",
             ]
         ),
     ],
