@@ -20,7 +20,9 @@ public enum CapsuleImages {
 
     /// Recreates the capsule under `newName` (default: its saved name) with the same PIDs inside.
     public static func restore(image: ImageReader, newName: String?, registry: CapsuleRegistry = .init()) throws -> (CapsuleRecord, TreeRestoreSummary) {
-        guard let info = image.tree?.capsule else { throw CapsuleError("the image at \(image.directory) is not a capsule") }
+        guard var info = image.tree?.capsule else { throw CapsuleError("the image at \(image.directory) is not a capsule") }
+        // The image may come from another node: this node's bridge and gateway, the saved IP and MAC.
+        info.network = try info.network.map(CapsuleNetwork.onThisNode)
         let name = newName ?? info.name
         // A stopped capsule of that name (the one this image was taken from) is taken over: its
         // directory holds the log the restored processes write to.

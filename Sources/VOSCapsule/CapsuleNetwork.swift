@@ -66,6 +66,26 @@ public enum CapsuleNetwork {
             address: format(address), prefixLength: br.prefixLength, mac: mac, bridge: br.name, gateway: br.gateway)
     }
 
+    /// A saved network on this node's bridge: the same address, prefix and MAC (they move together,
+    /// probe 13), the bridge and gateway of this node (a capsule checkpointed on another machine
+    /// of the LAN routes through the node it now runs on). The address must be in this bridge's subnet.
+    public static func onThisNode(_ saved: CapsuleNetworkInfo) throws -> CapsuleNetworkInfo {
+        let br = try bridge()
+        guard let gateway = parse(br.gateway + "/\(br.prefixLength)")?.address,
+            let address = parse(saved.address + "/\(saved.prefixLength)")?.address
+        else { throw CapsuleError("bad address \(saved.address)/\(saved.prefixLength) or bridge address \(br.gateway)") }
+        let mask: UInt32 = br.prefixLength == 0 ? 0 : ~0 << (32 - UInt32(br.prefixLength))
+        guard saved.prefixLength == br.prefixLength, address & mask == gateway & mask, address != gateway else {
+            throw CapsuleError(
+                "the capsule's address \(saved.address)/\(saved.prefixLength) (kept by a restore) is not a host "
+                    + "address of the bridge \(br.name)'s subnet \(format(gateway & mask))/\(br.prefixLength)")
+        }
+        var local = saved
+        local.bridge = br.name
+        local.gateway = br.gateway
+        return local
+    }
+
     /// Addresses of running capsules with a network, other than `except`: address → capsule name.
     static func inUse(registry: CapsuleRegistry, except: String) -> [String: String] {
         var out: [String: String] = [:]
@@ -175,6 +195,7 @@ public enum CapsuleNetwork {
         let frame: [UInt8] =
             [UInt8](repeating: 0xff, count: 6) + mac + [0x08, 0x06]  // Ethernet, ARP
             + [0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01] + mac + ip4 + [UInt8](repeating: 0, count: 6) + ip4
+        waitForwarding(n)
         let ns = try NetworkNamespace.open(of: pid)
         defer { close(ns) }
         try NetworkNamespace.withEntered(ns) {
@@ -197,6 +218,20 @@ public enum CapsuleNetwork {
                     usleep(2000)
                 }
             }
+        }
+    }
+
+    /// Waits (at most ~1 s) until the host end has its carrier and forwards on the bridge: until
+    /// then the bridge drops what eth0 sends, and a lost gratuitous ARP leaves the capsule
+    /// unreachable for peers on the LAN until their neighbour entry fails (probe 13: ~1-2 minutes).
+    static func waitForwarding(_ n: CapsuleNetworkInfo) {
+        for _ in 0..<200 {
+            if let s = try? ip(["-d", "link", "show", hostInterface(n)]), s.contains("LOWER_UP"),
+                s.contains("state forwarding")
+            {
+                return
+            }
+            usleep(5000)
         }
     }
 
