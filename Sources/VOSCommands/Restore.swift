@@ -49,6 +49,8 @@ struct Restore: ParsableCommand {
         }
         if let pidfile {
             do { try "\(s.pid)\n".write(toFile: pidfile, atomically: true, encoding: .utf8) } catch {
+                // vos must not exit while pages are missing: its uffd would go, and they would read as zeros.
+                _ = try? server?.waitUntilComplete()
                 throw ValidationError("restored pid \(s.pid), but cannot write the pid file \(pidfile): \(error.localizedDescription)")
             }
         }
@@ -63,6 +65,9 @@ struct Restore: ParsableCommand {
 
     /// `--lazy`: says when the process runs, then stays until its last page is in.
     func waitForPages(_ server: LazyPageServer, summary s: RestoreSummary) throws {
+        // Were vos to die now, its uffd would close and the missing pages would read as zeros in
+        // the running process: a Ctrl-C or SIGTERM waits for the last page instead.
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { signal(sig, SIG_IGN) }
         if !output.json {
             print("restored pid \(s.pid), running after \(formatMillis(s.milliseconds)); filling its memory lazily")
             fflush(stdout)
