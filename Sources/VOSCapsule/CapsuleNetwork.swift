@@ -196,6 +196,10 @@ public enum CapsuleNetwork {
             [UInt8](repeating: 0xff, count: 6) + mac + [0x08, 0x06]  // Ethernet, ARP
             + [0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01] + mac + ip4 + [UInt8](repeating: 0, count: 6) + ip4
         waitForwarding(n)
+        // The window probes sent when the sockets left repair mode (port still down) left the
+        // capsule's neighbour entries INCOMPLETE, their next ARP probe up to 1 s away: the first
+        // answers would wait for it. Without them the first reply resolves at once.
+        try? ip(["neigh", "flush", "dev", "eth0"], in: pid)
         let ns = try NetworkNamespace.open(of: pid)
         defer { close(ns) }
         try NetworkNamespace.withEntered(ns) {

@@ -34,9 +34,14 @@ private let keepAliveServer = """
 /// Client: ONE keep-alive connection issuing a GET every 50 ms ("ka I T LOCALPORT STATUS", T
 /// monotonic seconds), and on a thread a new connection every 250 ms ("new T STATUS" or
 /// "new-error T ..."). The first failure on the keep-alive connection prints "ka-error" and ends it.
+/// While the file argv[3] (optional) exists, both stay silent.
 private let keepAliveClient = """
-    import socket, sys, threading, time
+    import os, socket, sys, threading, time
     host, port = sys.argv[1], int(sys.argv[2])
+    pause = sys.argv[3] if len(sys.argv) > 3 else None
+    def wait_while_paused():
+        while pause and os.path.exists(pause):
+            time.sleep(0.01)
     def say(line):  # one write per line: the two threads' lines must not interleave
         sys.stdout.write(line + "\\n")
         sys.stdout.flush()
@@ -59,6 +64,7 @@ private let keepAliveClient = """
         return lines[0]
     def fresh():
         while True:
+            wait_while_paused()
             try:
                 with socket.create_connection((host, port), timeout=2) as c:
                     c.settimeout(5)
@@ -78,6 +84,7 @@ private let keepAliveClient = """
     i = 0
     try:
         while True:
+            wait_while_paused()
             status = request(s, False)
             say("ka %d %.3f %d %s" % (i, time.monotonic(), local, status))
             i += 1
@@ -122,29 +129,29 @@ private func monotonicNow() -> Double {
 
 @Suite(.serialized)
 struct NodeNetworkMoveTests {
-    /// Checkpoint on node 0, restore on node 1: the client's keep-alive connection goes on (no
-    /// reset, every request answered, the same local port), new connections reach the capsule
-    /// on node 1, and the LAN's bridge has learnt the capsule's MAC on node 1's port.
-    @Test func keepAliveConnectionFollowsTheCapsule() throws {
-        let lan = try SimulatedLAN(nodes: 2)
-        defer { lan.teardown() }
-        let host = 10
-        let ip = lan.address(host)
+    /// The capsule "web" (the keep-alive server at .10:8080) on node 0 and the client in the
+    /// client namespace, going (20 keep-alive answers, 2 new connections); the client's output
+    /// file and the capsule's address and MAC.
+    func startWeb(_ lan: SimulatedLAN, pauseFile: String? = nil) throws -> (out: String, ip: String, mac: String) {
+        let ip = lan.address(10)
         let server = lan.f.path("server.py"), client = lan.f.path("client.py"), out = lan.f.path("client.txt")
         try keepAliveServer.write(toFile: server, atomically: true, encoding: .utf8)
         try keepAliveClient.write(toFile: client, atomically: true, encoding: .utf8)
-
         let run = try lan.vos(0, ["run", "--name", "web", "--net", "--ip", ip, "--", python3, server, "8080"])
         try #require(run.status == 0, "vos run on node 0: \(run.stderr)")
         lan.adoptCapsules(0)
-        try lan.startClient([python3, client, ip, "8080"], stdout: out)
+        try lan.startClient([python3, client, ip, "8080"] + (pauseFile.map { [$0] } ?? []), stdout: out)
         try #require(
             waitUntil(30) { let l = ClientLog(out); return l.keepAlive.count >= 20 && l.newOK.count >= 2 },
             "the client never got going: \(lines(out).suffix(5))")
         // The MAC vOS derives from the address (02:00 + its four bytes).
         let mac = "02:00:" + ip.split(separator: ".").map { String(format: "%02x", Int($0)!) }.joined(separator: ":")
         #expect(lan.lanPort(of: mac) == lan.nodes[0].lanPort)
+        return (out, ip, mac)
+    }
 
+    /// `vos checkpoint web` on node 0, `vos restore` of its image on node 1: how long each took (s).
+    func move(_ lan: SimulatedLAN) throws -> (checkpoint: Double, restore: Double, restoredAt: Double) {
         let image = lan.f.path("img")
         let t0 = monotonicNow()
         let cp = try lan.vos(0, ["checkpoint", "web", "--image", image])
@@ -153,6 +160,17 @@ struct NodeNetworkMoveTests {
         let rs = try lan.vos(1, ["restore", image])
         try #require(rs.status == 0, "restore on node 1: \(rs.stderr)")
         let t2 = monotonicNow()
+        return (t1 - t0, t2 - t1, t2)
+    }
+
+    /// Checkpoint on node 0, restore on node 1: the client's keep-alive connection goes on (no
+    /// reset, every request answered, the same local port), new connections reach the capsule
+    /// on node 1, and the LAN's bridge has learnt the capsule's MAC on node 1's port.
+    @Test func keepAliveConnectionFollowsTheCapsule() throws {
+        let lan = try SimulatedLAN(nodes: 2)
+        defer { lan.teardown() }
+        let (out, ip, mac) = try startWeb(lan)
+        let (checkpoint, restore, t2) = try move(lan)
         let before = ClientLog(out).keepAlive.count
 
         #expect(
@@ -169,20 +187,54 @@ struct NodeNetworkMoveTests {
         #expect(log.newOK.contains { $0 > t2 }, "no new connection reached the capsule on node 1")
         #expect(lan.lanPort(of: mac) == lan.nodes[1].lanPort, "the LAN bridge still sends the capsule's MAC elsewhere")
 
-        // Gone from node 0 (stopped, no process), running on node 1 with its address.
+        // Gone from node 0 (stopped, no process), running on node 1 with its address, routing
+        // through node 1.
         let onA = lan.capsules(0).first { $0.name == "web" }
         #expect(onA == nil || (onA!.state != "running" && onA!.processes.isEmpty))
         let onB = lan.capsules(1).first { $0.name == "web" }
         #expect(onB?.state == "running" && onB?.ip == ip && !(onB?.processes.isEmpty ?? true))
+        if let initPID = onB?.processes.first(where: { $0.pid == 1 })?.hostPID {
+            let route = shell("/usr/bin/nsenter", ["--net=/proc/\(initPID)/ns/net", "ip", "route", "show", "default"])
+            #expect(route.stdout.contains("via \(lan.nodes[1].address) "), "\(route.stdout)")
+        }
 
         let pause = log.longestPause
         print(
             String(
                 format: "node move: checkpoint %.0f ms, restore %.0f ms, longest keep-alive pause %.0f ms, "
                     + "%d keep-alive answers, %d new connections after the restore, %d new-connection errors",
-                (t1 - t0) * 1000, (t2 - t1) * 1000, pause, log.keepAlive.count, log.newOK.filter { $0 > t2 }.count,
+                checkpoint * 1000, restore * 1000, pause, log.keepAlive.count, log.newOK.filter { $0 > t2 }.count,
                 log.newErrors.count))
         // The pause spans checkpoint and restore; a lost announcement would make it minutes (probe 13).
-        #expect(pause < (t2 - t0) * 1000 + 3000, "keep-alive pause \(pause) ms")
+        #expect(pause < (checkpoint + restore) * 1000 + 3000, "keep-alive pause \(pause) ms")
+    }
+
+    /// The client silent during the move (both queues empty and acknowledged): nothing but the
+    /// gratuitous ARP tells the LAN's bridge where the capsule went, so the next request is
+    /// answered at once; without it, it would vanish at node 0 until the client's neighbour
+    /// entry failed (probe 13: 55-108 s).
+    @Test func idleConnectionAnsweredAtOnceAfterTheMove() throws {
+        let lan = try SimulatedLAN(nodes: 2)
+        defer { lan.teardown() }
+        let pauseFile = lan.f.path("pause")
+        let (out, _, mac) = try startWeb(lan, pauseFile: pauseFile)
+        FileManager.default.createFile(atPath: pauseFile, contents: nil)
+        usleep(300_000)
+        _ = try move(lan)
+        #expect(lan.lanPort(of: mac) == lan.nodes[1].lanPort, "no announcement from node 1")
+        let before = ClientLog(out).keepAlive.count
+        let resumed = monotonicNow()
+        try FileManager.default.removeItem(atPath: pauseFile)
+        #expect(waitUntil(10) { ClientLog(out).keepAlive.count > before || ClientLog(out).keepAliveError != nil })
+        let log = ClientLog(out)
+        #expect(log.keepAliveError == nil, "\(log.keepAliveError ?? "")")
+        #expect(Set(log.keepAlive.map(\.localPort)).count == 1, "the keep-alive connection was replaced")
+        if log.keepAlive.count > before {
+            let first = (log.keepAlive[before].time - resumed) * 1000
+            print(String(format: "node move, idle connection: first answer %.1f ms after the client resumed", first))
+            // Bounds the neighbour delay too: with an INCOMPLETE entry left from the restore
+            // the capsule's reply waited for its next ARP probe, up to 1 s.
+            #expect(first < 300, "first answer after \(first) ms")
+        }
     }
 }
