@@ -4,7 +4,7 @@
 // its vos bridge:
 //
 //   client ns: eth0 .250 ── cl ┐
-//   lan ns:                  br0 ── nI ── node I ns: up0 ── vos0 (.24I, the node's address) ── capsules
+//   lan ns:                  br0 ── nI ── node I ns: up0 ── vos0 (.241+I, the node's address) ── capsules
 //
 // Capsules on a node's vos0 sit directly on the LAN (same subnet, same L2), like machines
 // plugged into one switch, so a capsule keeping its IP and MAC on another node stays reachable
