@@ -19,7 +19,9 @@ public enum CapsuleImages {
     }
 
     /// Recreates the capsule under `newName` (default: its saved name) with the same PIDs inside.
-    public static func restore(image: ImageReader, newName: String?, registry: CapsuleRegistry = .init()) throws -> (CapsuleRecord, TreeRestoreSummary) {
+    /// `prepare` runs once its registry directory exists, before any process is rebuilt.
+    public static func restore(image: ImageReader, newName: String?, registry: CapsuleRegistry = .init(),
+                               prepare: (String) throws -> Void = { _ in }) throws -> (CapsuleRecord, TreeRestoreSummary) {
         guard var info = image.tree?.capsule else { throw CapsuleError("the image at \(image.directory) is not a capsule") }
         // The image may come from another node: this node's bridge and gateway, the saved IP and MAC.
         info.network = try info.network.map(CapsuleNetwork.onThisNode)
@@ -29,6 +31,7 @@ public enum CapsuleImages {
         let reuse = (try? registry.load(name)).map { !$0.isRunning } ?? false
         if !reuse { try registry.reserve(name) }
         do {
+            try prepare(registry.directory(name))
             // The same address and MAC on the bridge, in a new network namespace; its port comes
             // up once the sockets exist, then a gratuitous ARP tells the bridge (probe 13).
             if let n = info.network { try CapsuleNetwork.checkFree(n.address, name: name, registry: registry, restoring: true) }

@@ -60,7 +60,8 @@ enum NamespaceStub {
             return "\(name) \(s) \(ns - s * 1_000_000_000)\n"
         }
         let text = line("monotonic", t.monotonic) + line("boottime", t.boottime)
-        // /proc/self is the thread group leader: restores run on vos's main thread.
+        // /proc/self is the thread group leader (there is no per-thread file): restores run on
+        // vos's main thread, in the node daemon too (`MainThread`).
         let path = "/proc/self/timens_offsets"
         let fd = try checked("open", path) { open(path, O_WRONLY | O_CLOEXEC) }
         defer { close(fd) }

@@ -13,6 +13,11 @@ public final class ImageReader {
     public let processes: [ProcessImage]
     /// The tree's shape, for an image of a process tree.
     public let tree: TreeRecord?
+    /// Files that live elsewhere on this machine than where they were saved (a migrated
+    /// capsule's log): saved path → path to open.
+    public var pathRewrites: [String: String] = [:]
+
+    public func localPath(_ saved: String) -> String { pathRewrites[saved] ?? saved }
 
     /// The root process.
     public var process: ProcessRecord { processes[0].record }

@@ -22,7 +22,7 @@ enum RegularFile: FileKind {
         if let blob = r.blob {
             fd = try recreateDeleted(r, contents: try context.image.blob(blob))
         } else {
-            fd = try reopen(r.path, flags: r.flags)
+            fd = try reopen(context.image.localPath(r.path), flags: r.flags)
         }
         try setPosition(fd, r.position, path: r.path)
         return context.track(fd)

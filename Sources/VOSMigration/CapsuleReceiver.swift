@@ -1,0 +1,116 @@
+// The destination side of a capsule migration: take the image into memory (memfds, no file),
+// restore it once whole, and tell the source it runs. If that message cannot be delivered the
+// copy is removed again: the source will thaw its own. A commit that never comes keeps the
+// copy (two copies can be stopped by hand; a lost capsule cannot be brought back).
+import Foundation
+import Glibc
+import VOSCapsule
+import VOSCheckpoint
+import VOSImage
+import VOSLinux
+
+public enum CapsuleReceiver {
+    /// Serves one migration that began with `first` ("incoming"). Returns the capsule's name
+    /// once it runs here, or throws (having told the source why).
+    @discardableResult
+    /// `onMainThread` runs the restore on the process's main thread: a capsule's time namespace
+    /// can only be set up there (NamespaceStub).
+    public static func receive(_ first: Message, link: PeerLink, registry: CapsuleRegistry,
+                               onMainThread: (@escaping () throws -> Void) throws -> Void,
+                               log: (String) -> Void) throws -> String {
+        let incoming = try first.decode(Incoming.self)
+        let name = incoming.capsule
+        do {
+            try CapsuleRegistry.validate(name: name)
+            if let existing = try? registry.load(name) {
+                throw MigrationError("cannot take capsule \"\(name)\"",
+                                     reason: "a capsule of that name already \(existing.isRunning ? "runs" : "exists") on this node")
+            }
+            guard incoming.mode == .cold else {
+                throw MigrationError("cannot take capsule \"\(name)\"", reason: "\(incoming.mode.rawValue) migration is not available yet")
+            }
+        } catch {
+            link.fail(error)
+            throw error
+        }
+        try link.send(Message("ready"))
+
+        let store = MemoryStore(location: "the image of capsule \(name) received from \(link.peer)")
+        var logBytes: [UInt8] = []
+        while true {
+            let m = try link.receive(timeout: 60, expecting: "the image of capsule \(name)")
+            switch m.type {
+            case "log": logBytes = m.payload
+            case "part": try receivePart(try m.decode(PartHeader.self), store: store, link: link)
+            case "restore":
+                let request = try m.decode(RestoreRequest.self)
+                return try restore(name, request: request, store: store, log: logBytes, link: link, registry: registry,
+                                   onMainThread: onMainThread, note: log)
+            default:
+                throw MigrationError("receiving capsule \(name) from \(link.peer)", reason: "unexpected \"\(m.type)\" message")
+            }
+        }
+    }
+
+    static func receivePart(_ h: PartHeader, store: MemoryStore, link: PeerLink) throws {
+        guard h.size <= 1 << 40 else { throw MigrationError("refusing part \(h.name)", reason: "\(h.size) bytes is not a plausible size") }
+        let fd = try store.make(h.name, size: h.size)
+        var offset: UInt64 = 0
+        while offset < h.size {
+            let m = try link.receive(timeout: 60, expecting: "the data of \(h.name)")
+            guard m.type == "data", UInt64(m.payload.count) <= h.size - offset, !m.payload.isEmpty else {
+                throw MigrationError("receiving \(h.name) from \(link.peer)", reason: "a \"\(m.type)\" message of \(m.payload.count) bytes at offset \(offset)")
+            }
+            try m.payload.withUnsafeBytes { b in
+                var done = 0
+                while done < b.count {
+                    let n = pwrite(fd, b.baseAddress! + done, b.count - done, off_t(offset) + off_t(done))
+                    if n <= 0 { throw SyscallError(call: "pwrite", errno: .init(rawValue: errno), subject: "memfd \(h.name)") }
+                    done += n
+                }
+            }
+            offset += UInt64(m.payload.count)
+        }
+    }
+
+    static func restore(_ name: String, request: RestoreRequest, store: MemoryStore, log logBytes: [UInt8], link: PeerLink,
+                        registry: CapsuleRegistry, onMainThread: (@escaping () throws -> Void) throws -> Void,
+                        note: (String) -> Void) throws -> String {
+        nonisolated(unsafe) var result: (CapsuleRecord, TreeRestoreSummary)?
+        do {
+            let image = try ImageReader(store: store)
+            image.pathRewrites[request.sourceLog] = registry.logPath(name)
+            try onMainThread {
+                result = try CapsuleImages.restore(image: image, newName: name, registry: registry) { directory in
+                    // The output so far, at the same size: the restored fds' offsets point at its end.
+                    guard FileManager.default.createFile(atPath: registry.logPath(name), contents: Data(logBytes)) else {
+                        throw MigrationError("cannot write \(registry.logPath(name))", reason: String(cString: strerror(errno)))
+                    }
+                }
+            }
+        } catch {
+            link.fail(error)
+            throw error
+        }
+        guard let (record, summary) = result else { throw MigrationError("restoring capsule \(name)", reason: "the restore did not run") }
+        do {
+            try link.send(try Message("restored", Restored(hostPID: record.initPID, milliseconds: summary.milliseconds)))
+        } catch {
+            // The source cannot hear that the copy runs: it thaws its own, so this one goes.
+            note("capsule \(name) from \(link.peer): \(error); removing the copy here")
+            kill(record.initPID, SIGKILL)
+            for _ in 0..<200 where record.isRunning { usleep(10_000) }
+            if let n = record.network { CapsuleNetwork.release(n, of: name, registry: registry) }
+            try? registry.remove(name)
+            throw error
+        }
+        // Once the source heard it, it has removed its copy: a lost commit must not cost this one.
+        do {
+            let commit = try link.receive(timeout: 30, expecting: "the commit")
+            try? link.send(Message(commit.type == "commit" ? "committed" : "unexpected"))
+        } catch {
+            note("capsule \(name) runs here; the source did not confirm it removed its copy: \(error)")
+        }
+        return name
+    }
+}

@@ -1,0 +1,202 @@
+// The node daemon: listens for other nodes (TCP, every connection authenticated with the
+// cluster key before its first request) and for the local CLI (a unix socket in the root-only
+// data directory), keeps the member list fresh with heartbeats, and moves capsules in and out.
+import Foundation
+import Glibc
+import Logging
+import NIOCore
+import NIOPosix
+import VOSCapsule
+import VOSMigration
+
+public final class NodeDaemon: @unchecked Sendable {
+    let data: NodeData
+    let me: NodeIdentity
+    let address: String
+    let registry: CapsuleRegistry
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    var logger: Logger
+    let mainThread = MainThread()
+    private let lock = NSLock()
+    /// The other nodes, by name, with the monotonic time each was last heard from.
+    private var members: [String: (info: NodeInfo, seen: UInt64)] = [:]
+    static let heartbeatSeconds = 1.0, unreachableAfterSeconds = 3.5
+
+    public init(data: NodeData, name: String, listen: String, key: ClusterKey) throws {
+        guard NodeInfo.split(listen) != nil else { throw NodeError("--listen \"\(listen)\" is not ADDR:PORT") }
+        self.data = data
+        me = NodeIdentity(name: name, key: key)
+        address = listen
+        // Capsules of this node live in its own registry, for every library call below too.
+        setenv("VOS_STATE_DIR", data.stateDirectory, 1)
+        registry = CapsuleRegistry(root: data.stateDirectory + "/capsules")
+        logger = Logger(label: "vos.node.\(name)")
+    }
+
+    /// Binds, joins through `seed` if given, then serves until killed.
+    public func run(join seed: String?) throws -> Never {
+        let (host, port) = NodeInfo.split(address)!
+        _ = try Listener.tcp(host: host, port: port, group: group) { [self] link in servePeer(link) }
+        if let seed {
+            guard let (h, p) = NodeInfo.split(seed) else { throw NodeError("--join \"\(seed)\" is not ADDR:PORT") }
+            do {
+                let link = try PeerLink.connect(node: h, port: p, as: me, group: group)
+                defer { link.close() }
+                let reply = try link.request(try Message("join", localInfo()))
+                merge(try reply.decode(Members.self).members)
+                logger.info("joined the cluster through \(link.peer): \(memberNames())")
+            } catch {
+                throw NodeError("cannot join the cluster through \(seed): \(error)")
+            }
+        }
+        _ = try Listener.unix(path: data.controlSocket, group: group) { [self] link in serveControl(link) }
+        chmod(data.controlSocket, 0o600)
+        try? "\(getpid())\n".write(toFile: data.pidFile, atomically: true, encoding: .utf8)
+        logger.info("node \(me.name) listening on \(address), cluster \(me.key.fingerprint), capsules in \(registry.root)")
+        let beats = Thread { [self] in
+            while true {
+                heartbeat()
+                Thread.sleep(forTimeInterval: Self.heartbeatSeconds)
+            }
+        }
+        beats.name = "vos-heartbeat"
+        beats.start()
+        mainThread.serve()
+    }
+
+    // MARK: members
+
+    func localInfo() -> NodeInfo {
+        NodeInfo.local(name: me.name, address: address, capsules: registry.all().filter(\.isRunning).map(\.name))
+    }
+
+    func merge(_ infos: [NodeInfo], heardFrom: String? = nil) {
+        let now = monotonicNanos()
+        lock.lock()
+        defer { lock.unlock() }
+        for i in infos where i.name != me.name {
+            if let old = members[i.name], i.name != heardFrom {
+                // Second-hand news only adds nodes; what a node says of itself refreshes it.
+                if old.info.address != i.address { members[i.name] = (i, old.seen) }
+            } else {
+                members[i.name] = (i, i.name == heardFrom || members[i.name] == nil ? now : members[i.name]!.seen)
+            }
+        }
+    }
+
+    func memberNames() -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        return members.keys.sorted().joined(separator: ", ")
+    }
+
+    /// This node first, then the others with how long ago each was heard from.
+    func memberList() -> [NodeInfo] {
+        let now = monotonicNanos()
+        lock.lock()
+        defer { lock.unlock() }
+        return [localInfo()] + members.values.sorted { $0.info.name < $1.info.name }.map { m in
+            var i = m.info
+            i.lastSeenSeconds = Double(now - m.seen) / 1e9
+            i.state = i.lastSeenSeconds! > Self.unreachableAfterSeconds ? "unreachable" : "alive"
+            return i
+        }
+    }
+
+    func heartbeat() {
+        lock.lock()
+        let peers = members.values.map(\.info)
+        lock.unlock()
+        let mine = memberList()
+        for peer in peers {
+            guard let (h, p) = peer.hostAndPort else { continue }
+            do {
+                let link = try PeerLink.connect(node: h, port: p, as: me, group: group)
+                defer { link.close() }
+                link.timeout = 3
+                let reply = try link.request(try Message("heartbeat", Members(members: mine)))
+                merge(try reply.decode(Members.self).members, heardFrom: link.peerName)
+            } catch {
+                logger.debug("heartbeat to \(peer.name) at \(peer.address): \(error)")
+            }
+        }
+    }
+
+    func find(_ name: String) throws -> NodeInfo {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let m = members[name] else {
+            throw NodeError("no node named \"\(name)\" in this cluster (known: \(members.keys.sorted().joined(separator: ", ")))")
+        }
+        return m.info
+    }
+
+    // MARK: requests
+
+    func servePeer(_ link: PeerLink) {
+        do { try link.authenticate(as: me) } catch {
+            logger.warning("\(error)")
+            link.close()
+            return
+        }
+        defer { link.close() }
+        do {
+            let m = try link.receive(expecting: "a request")
+            switch m.type {
+            case "join":
+                let info = try m.decode(NodeInfo.self)
+                merge([info], heardFrom: info.name)
+                logger.info("node \(info.name) at \(info.address) joined")
+                try link.send(try Message("members", Members(members: memberList())))
+            case "heartbeat":
+                merge(try m.decode(Members.self).members, heardFrom: link.peerName)
+                try link.send(try Message("members", Members(members: memberList())))
+            case "incoming":
+                let name = try CapsuleReceiver.receive(m, link: link, registry: registry, onMainThread: mainThread.run) { [logger] in
+                    logger.warning("\($0)")
+                }
+                logger.info("capsule \(name) arrived from \(link.peer) and runs here")
+            default:
+                throw NodeError("unknown request \"\(m.type)\" from \(link.peer)")
+            }
+        } catch {
+            logger.warning("\(link.peer): \(error)")
+            link.fail(error)
+        }
+    }
+
+    func serveControl(_ link: PeerLink) {
+        defer { link.close() }
+        do {
+            let m = try link.receive(expecting: "a request")
+            switch m.type {
+            case "nodes":
+                try link.send(try Message("members", Members(members: memberList())))
+            case "migrate":
+                let r = try m.decode(MigrateRequest.self)
+                guard let mode = MigrationMode(rawValue: r.mode) else { throw NodeError("unknown migration mode \"\(r.mode)\"") }
+                let target = try find(r.to)
+                guard let (h, p) = target.hostAndPort else { throw NodeError("node \(r.to) has no usable address (\(target.address))") }
+                let peer = try PeerLink.connect(node: h, port: p, as: me, group: group)
+                defer { peer.close() }
+                logger.info("migrating capsule \(r.capsule) to \(r.to) (\(mode.rawValue))")
+                let report = try CapsuleSender.migrate(capsule: r.capsule, mode: mode, to: peer, from: me.name, registry: registry) { e in
+                    try? link.send(try Message("progress", e))
+                }
+                logger.info("capsule \(r.capsule) moved to \(r.to): downtime \(report.downtimeMilliseconds) ms")
+                try link.send(try Message("migrated", report))
+            default:
+                throw NodeError("unknown request \"\(m.type)\"")
+            }
+        } catch {
+            logger.warning("\(error)")
+            link.fail(error)
+        }
+    }
+}
+
+func monotonicNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
