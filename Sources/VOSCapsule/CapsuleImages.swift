@@ -21,7 +21,8 @@ public enum CapsuleImages {
     /// Recreates the capsule under `newName` (default: its saved name) with the same PIDs inside.
     /// `prepare` runs once its registry directory exists, before any process is rebuilt.
     public static func restore(image: ImageReader, newName: String?, registry: CapsuleRegistry = .init(),
-                               prepare: (String) throws -> Void = { _ in }) throws -> (CapsuleRecord, TreeRestoreSummary) {
+                               prepare: (String) throws -> Void = { _ in },
+                               lazy: LazyPageServer? = nil) throws -> (CapsuleRecord, TreeRestoreSummary) {
         guard var info = image.tree?.capsule else { throw CapsuleError("the image at \(image.directory) is not a capsule") }
         // The image may come from another node: this node's bridge and gateway, the saved IP and MAC.
         info.network = try info.network.map(CapsuleNetwork.onThisNode)
@@ -38,9 +39,9 @@ public enum CapsuleImages {
             let namespaces = info.network == nil ? CapsuleRunner.namespaces : CapsuleRunner.namespaces.union(.net)
             let summary: TreeRestoreSummary
             do {
-                summary = try TreeRestorer.restore(image: image, namespaces: namespaces, hostname: info.hostname) { pid in
+                summary = try TreeRestorer.restore(image: image, namespaces: namespaces, hostname: info.hostname, prepare: { pid in
                     if let n = info.network { try CapsuleNetwork.attach(n, pid: pid, connect: false) }
-                }
+                }, lazy: lazy)
             } catch {
                 if let n = info.network { CapsuleNetwork.detach(n) }
                 throw error

@@ -93,7 +93,8 @@ public enum Checkpointer {
     /// Everything but the write of the manifest, with the process frozen.
     static func collect(pid: PID, frozen: FrozenProcess, stat: ProcStat, writer: ImageWriter,
                         pagesName: String = ImageLayout.pages, files listed: [OpenFile]? = nil,
-                        sysVSaved: Bool = false) throws -> (ProcessRecord, UInt64) {
+                        sysVSaved: Bool = false, savedPID: PID? = nil,
+                        pages: PageSaver = ImagePageSaver()) throws -> (ProcessRecord, UInt64) {
         let files = try listed ?? FileTable.list(pid: pid)
         try FileTable.checkSupported(files, pid: pid)
         let regions = try MemoryMap.read(pid: pid)
@@ -132,9 +133,7 @@ public enum Checkpointer {
 
         var memory = try MemoryDump(pid: pid, regions: regions)
         try step("saving shared memory objects of pid \(pid)") { try MappedObjects.save(pid: pid, records: &memory.records, writer: writer, sysVSaved: sysVSaved) }
-        let pageFile = try writer.createPageFile(name: pagesName, size: memory.totalBytes)
-        let chunks = try step("copying memory of pid \(pid)") { try memory.copy(pid: pid, into: pageFile) }
-        writer.addPageFile(name: pagesName, size: memory.totalBytes, chunks: chunks)
+        let stored = try pages.save(hostPID: pid, savedPID: savedPID ?? pid, memory: &memory, writer: writer, pagesName: pagesName)
         try FaultInjection.check("checkpoint-after-memory")
 
         let fileRecords = try FileTable.dump(files, pid: pid, blobs: BlobWriter(image: writer))
@@ -145,7 +144,7 @@ public enum Checkpointer {
             sharedPendingSignals: try frozen.threads[0].pendingSignals(shared: true), itimers: itimers, posixTimers: timers,
             cwd: try ProcFile.link("/proc/\(pid)/cwd"), umask: status.octal("Umask"), limits: try Limits.read(pid: pid),
             parentDeathSignal: 0, frozenAtMonotonicNanos: frozenAtNanos)
-        return (record, memory.totalBytes)
+        return (record, stored)
     }
 }
 

@@ -9,16 +9,16 @@ import Glibc
 import VOSImage
 import VOSLinux
 
-struct MemoryDump {
+public struct MemoryDump {
     /// Largest piece of work one worker takes at a time, and the unit of checksums in the
     /// manifest: restore splits an image the same way, so this must not change.
-    static let chunkBytes: UInt64 = 16 << 20
+    public static let chunkBytes: UInt64 = 16 << 20
     /// What a worker reads and writes at once: small enough to stay in its CPU's cache between
     /// the read, the checksum and the write (256 KiB-2 MiB measured alike, 16 MiB 25 % slower).
     static let pieceBytes: UInt64 = 1 << 20
 
-    var records: [MemoryRecord] = []
-    var totalBytes: UInt64 = 0
+    public var records: [MemoryRecord] = []
+    public var totalBytes: UInt64 = 0
 
     /// Decides the layout and the page runs (no page is copied yet).
     init(pid: PID, regions: [MemoryRegion]) throws {
@@ -47,7 +47,7 @@ struct MemoryDump {
     /// object is saved whole (MappedObjects), a shared file is in the file.
     static func mayHoldPages(_ r: MemoryRegion) -> Bool { !r.isSpecial && !r.isShared }
 
-    static func isStored(_ entry: UInt64) -> Bool {
+    public static func isStored(_ entry: UInt64) -> Bool {
         if entry & Pagemap.swapped != 0 { return true }
         return entry & Pagemap.present != 0 && entry & Pagemap.fileOrShared == 0
     }
@@ -154,7 +154,7 @@ struct MemoryDump {
 
     /// Reads pages of a VMA without PROT_READ (an `mprotect(PROT_NONE)`d region that holds data):
     /// /proc/PID/mem reads with FOLL_FORCE, which process_vm_readv does not.
-    static func forcedRead(path: String, ranges: [RemoteRange], into dest: UnsafeMutableRawPointer) throws {
+    public static func forcedRead(path: String, ranges: [RemoteRange], into dest: UnsafeMutableRawPointer) throws {
         let fd = try checked("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
         var at = 0

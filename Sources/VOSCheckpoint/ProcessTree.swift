@@ -3,15 +3,15 @@
 import VOSImage
 import VOSLinux
 
-struct TreeMember {
-    var hostPID: PID
-    var shape: TreeProcess
-    var isZombie: Bool { shape.zombieStatus != nil }
+public struct TreeMember {
+    public var hostPID: PID
+    public var shape: TreeProcess
+    public var isZombie: Bool { shape.zombieStatus != nil }
 }
 
-enum ProcessTree {
+public enum ProcessTree {
     /// The root and all its descendants, parents before children.
-    static func discover(root: PID) throws -> [TreeMember] {
+    public static func discover(root: PID) throws -> [TreeMember] {
         var children: [PID: [PID]] = [:]
         for pid in try ProcFile.numericEntries("/proc") {
             guard let stat = try? ProcStat.read("/proc/\(pid)/stat") else { continue }

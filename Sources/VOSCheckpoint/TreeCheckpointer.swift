@@ -26,9 +26,11 @@ public enum TreeCheckpointer {
 
     /// Writes the tree's image through `writer` (a directory or memory). With `.hold` the
     /// returned `HeldTree` owns the frozen processes.
+    /// `pages` decides how memory is saved (a live migration sends only what changed).
     public static func checkpoint(root: PID, writer: ImageWriter, ending: CheckpointEnding,
                                   capsule: (name: String, hostname: String, command: [String], tty: Bool)?,
-                                  network: CheckpointNetwork? = nil) throws -> (summary: CheckpointSummary, held: HeldTree?) {
+                                  network: CheckpointNetwork? = nil,
+                                  pages: PageSaver? = nil) throws -> (summary: CheckpointSummary, held: HeldTree?) {
         let start = Kernel.monotonicNanos()
         let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
         var frozen: [FrozenProcess] = []
@@ -71,7 +73,8 @@ public enum TreeCheckpointer {
                 let stat = try ProcStat.read("/proc/\(m.hostPID)/stat")
                 var (record, stored) = try step("\(what): pid \(m.shape.pid)") {
                     try Checkpointer.collect(pid: m.hostPID, frozen: f, stat: stat, writer: writer, pagesName: TreeRecord.pagesPart(m.shape.pid),
-                                             files: files[m.hostPID], sysVSaved: ipc != nil)
+                                             files: files[m.hostPID], sysVSaved: ipc != nil, savedPID: m.shape.pid,
+                                             pages: pages ?? ImagePageSaver())
                 }
                 var ids = ProcessTree.innerThreadIDs(hostPID: m.hostPID)
                 ids[m.hostPID] = m.shape.pid

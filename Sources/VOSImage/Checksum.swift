@@ -3,6 +3,8 @@
 // it is not a cryptographic hash (images from peers are authenticated separately).
 
 public enum Checksum {
+    /// The checksum field of a chunk whose bytes were authenticated in transit instead.
+    public static let authenticated = "authenticated-in-transit"
     static let p1: UInt64 = 0x9E37_79B1_85EB_CA87
     static let p2: UInt64 = 0xC2B2_AE3D_27D4_EB4F
 

@@ -33,5 +33,10 @@ public struct ImageManifest: Codable, Sendable {
             self.length = length
             self.checksum = Checksum.hex(checksum)
         }
+        public init(offset: UInt64, length: UInt64, checksum: String) {
+            self.offset = offset
+            self.length = length
+            self.checksum = checksum
+        }
     }
 }

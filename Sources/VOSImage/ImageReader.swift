@@ -29,7 +29,9 @@ public final class ImageReader {
         try self.init(store: try DirectoryStore(existing: directory))
     }
 
-    public init(store: ImageStore) throws {
+    /// `authenticated`: the store was filled from an authenticated node-to-node stream, whose
+    /// page files may carry chunks without checksums (pages of a live migration).
+    public init(store: ImageStore, authenticated: Bool = false) throws {
         self.store = store
         let location = store.location
         guard let manifestData = store.contents(of: ImageManifest.fileName) else {
@@ -62,7 +64,7 @@ public final class ImageReader {
             let r = try decode(ProcessRecord.self, record)
             let pagePart = parts.first { $0.name == pages }
             let file = try pagePart.map { try store.openPages(pages, size: $0.size) }
-            return try ProcessImage(record: r, pages: file, pagesPart: pages, chunks: pagePart?.chunks ?? [])
+            return try ProcessImage(record: r, pages: file, pagesPart: pages, chunks: pagePart?.chunks ?? [], authenticated: authenticated)
         }
         if parts.contains(where: { $0.name == TreeRecord.fileName }) {
             let tree = try decode(TreeRecord.self, TreeRecord.fileName)
@@ -80,6 +82,14 @@ public final class ImageReader {
             tree = nil
             processes = [try processImage(record: ImageLayout.process, pages: ImageLayout.pages)]
         }
+    }
+
+    /// The manifest of an image in `store`, checked as `init` checks it.
+    public static func manifest(store: ImageStore) throws -> ImageManifest {
+        guard let data = store.contents(of: ImageManifest.fileName) else {
+            throw ImageError.missingPart("manifest", path: store.location + "/" + ImageManifest.fileName)
+        }
+        return try decodeManifest(Data(data))
     }
 
     /// Decodes and checks magic and version, in that order.

@@ -6,9 +6,12 @@ public final class ProcessImage: @unchecked Sendable {
     public let pages: PageFile?
     public let pagesPart: String
     public let chunks: [ImageManifest.Chunk]
+    /// The page data arrived over an authenticated node-to-node stream (see `Checksum.authenticated`).
+    let authenticated: Bool
 
-    init(record: ProcessRecord, pages: PageFile?, pagesPart: String, chunks: [ImageManifest.Chunk]) throws {
+    init(record: ProcessRecord, pages: PageFile?, pagesPart: String, chunks: [ImageManifest.Chunk], authenticated: Bool = false) throws {
         self.record = record
+        self.authenticated = authenticated
         self.pages = pages
         self.pagesPart = pagesPart
         self.chunks = chunks
@@ -17,17 +20,29 @@ public final class ProcessImage: @unchecked Sendable {
 
     /// Verifies one chunk of the page file against its recorded checksum.
     public func verify(chunk: ImageManifest.Chunk) throws {
+        if try isAuthenticated(chunk) { return }
         guard let pages else { throw ImageError.inconsistent("no \(pagesPart) for a page chunk") }
         try check(chunk: chunk, computed: Checksum.of(pages.bytes(at: chunk.offset, length: chunk.length)))
     }
 
     /// Compares a checksum computed by whoever read the chunk with the recorded one.
     public func check(chunk: ImageManifest.Chunk, computed sum: UInt64) throws {
+        if try isAuthenticated(chunk) { return }
         if Checksum.hex(sum) != chunk.checksum {
             throw ImageError.checksumMismatch(
                 part: pagesPart,
                 detail: "bytes \(chunk.offset)..<\(chunk.offset + chunk.length): computed \(Checksum.hex(sum)), recorded \(chunk.checksum)")
         }
+    }
+
+    /// A chunk without a checksum: only in a memory image a node received from an authenticated
+    /// peer (every frame was AES-GCM authenticated on the way); anywhere else an error.
+    func isAuthenticated(_ chunk: ImageManifest.Chunk) throws -> Bool {
+        guard chunk.checksum == Checksum.authenticated else { return false }
+        guard authenticated else {
+            throw ImageError.checksumMismatch(part: pagesPart, detail: "bytes \(chunk.offset)..<\(chunk.offset + chunk.length) carry no checksum (only an image streamed between nodes may omit it)")
+        }
+        return true
     }
 
     /// Page runs inside the page file and inside their VMA, chunks covering the file, a main thread.

@@ -26,9 +26,6 @@ public enum CapsuleReceiver {
                 throw MigrationError("cannot take capsule \"\(name)\"",
                                      reason: "a capsule of that name already \(existing.isRunning ? "runs" : "exists") on this node")
             }
-            guard incoming.mode == .cold else {
-                throw MigrationError("cannot take capsule \"\(name)\"", reason: "\(incoming.mode.rawValue) migration is not available yet")
-            }
         } catch {
             link.fail(error)
             throw error
@@ -37,15 +34,17 @@ public enum CapsuleReceiver {
 
         let store = MemoryStore(location: "the image of capsule \(name) received from \(link.peer)")
         var logBytes: [UInt8] = []
+        var slots: [Int32: PageSlots] = [:]
         while true {
             let m = try link.receive(timeout: 60, expecting: "the image of capsule \(name)")
             switch m.type {
+            case "pages": try receivePages(m, store: store, slots: &slots)
             case "log": logBytes = m.payload
             case "part": try receivePart(try m.decode(PartHeader.self), store: store, link: link)
             case "restore":
                 let request = try m.decode(RestoreRequest.self)
-                return try restore(name, request: request, store: store, log: logBytes, link: link, registry: registry,
-                                   onMainThread: onMainThread, note: log)
+                return try restore(name, mode: incoming.mode, request: request, store: store, log: logBytes, link: link,
+                                   registry: registry, onMainThread: onMainThread, note: log)
             default:
                 throw MigrationError("receiving capsule \(name) from \(link.peer)", reason: "unexpected \"\(m.type)\" message")
             }
@@ -73,20 +72,65 @@ public enum CapsuleReceiver {
         }
     }
 
-    static func restore(_ name: String, request: RestoreRequest, store: MemoryStore, log logBytes: [UInt8], link: PeerLink,
+    /// Pre-copied pages, written into the process's page file at the slots both ends agree on.
+    static func receivePages(_ m: Message, store: MemoryStore, slots: inout [Int32: PageSlots]) throws {
+        let h = try m.decode(PagesHeader.self)
+        let part = TreeRecord.pagesPart(h.pid)
+        var at = 0
+        for r in h.ranges {
+            guard r.count == 2, r[1] > 0, r[1] <= UInt64(chunkBytes) / pageSize, at + Int(r[1] * pageSize) <= m.payload.count else {
+                throw MigrationError("refusing pre-copied pages of pid \(h.pid)", reason: "a range \(r) beyond the \(m.payload.count) bytes sent")
+            }
+            for piece in slots[h.pid, default: PageSlots()].place(address: r[0], pages: r[1]) {
+                let fd = try store.reserve(part, size: (piece.slot + piece.pages) * pageSize)
+                let length = Int(piece.pages * pageSize)
+                try m.payload.withUnsafeBytes { b in
+                    var done = 0
+                    while done < length {
+                        let n = pwrite(fd, b.baseAddress! + at + done, length - done, off_t(piece.slot * pageSize) + off_t(done))
+                        if n <= 0 { throw SyscallError(call: "pwrite", errno: .init(rawValue: errno), subject: "memfd \(part)") }
+                        done += n
+                    }
+                }
+                at += length
+            }
+        }
+    }
+
+    static func restore(_ name: String, mode: MigrationMode, request: RestoreRequest, store: MemoryStore, log logBytes: [UInt8], link: PeerLink,
                         registry: CapsuleRegistry, onMainThread: (@escaping () throws -> Void) throws -> Void,
                         note: (String) -> Void) throws -> String {
         nonisolated(unsafe) var result: (CapsuleRecord, TreeRestoreSummary)?
+        var server: LazyPageServer?
+        var remote: RemotePageSource?
         do {
-            let image = try ImageReader(store: store)
+            if mode == .lazy {
+                // The page files are only declared: their pages come from the source on demand.
+                for part in try ImageReader.manifest(store: store).parts where store.size(of: part.name) == nil {
+                    _ = try store.make(part.name, size: part.size)
+                }
+            }
+            let image = try ImageReader(store: store, authenticated: true)
             image.pathRewrites[request.sourceLog] = registry.logPath(name)
-            try onMainThread {
-                result = try CapsuleImages.restore(image: image, newName: name, registry: registry) { directory in
+            // Live: memory is here already, but copying it all before the capsule runs would
+            // be the downtime: it runs at once and fills itself from the received pages.
+            if mode != .cold {
+                let source: PageSource
+                if mode == .lazy {
+                    remote = RemotePageSource(image: image, link: link)
+                    source = remote!
+                } else {
+                    source = ImagePageSource(image: image)
+                }
+                server = try LazyPageServer(source: source, startNanos: monotonicNow())
+            }
+            try onMainThread { [server] in
+                result = try CapsuleImages.restore(image: image, newName: name, registry: registry, prepare: { directory in
                     // The output so far, at the same size: the restored fds' offsets point at its end.
                     guard FileManager.default.createFile(atPath: registry.logPath(name), contents: Data(logBytes)) else {
                         throw MigrationError("cannot write \(registry.logPath(name))", reason: String(cString: strerror(errno)))
                     }
-                }
+                }, lazy: server)
             }
         } catch {
             link.fail(error)
@@ -94,7 +138,16 @@ public enum CapsuleReceiver {
         }
         guard let (record, summary) = result else { throw MigrationError("restoring capsule \(name)", reason: "the restore did not run") }
         do {
-            try link.send(try Message("restored", Restored(hostPID: record.initPID, milliseconds: summary.milliseconds)))
+            let restored = try Message("restored", Restored(hostPID: record.initPID, milliseconds: summary.milliseconds))
+            if let remote {
+                try remote.send(restored)
+                // The source keeps its copy until every page is here.
+                _ = try server!.waitUntilComplete()
+                _ = try remote.request(Message("complete"), timeout: 30)
+                try? link.send(Message("committed"))
+                return name
+            }
+            try link.send(restored)
         } catch {
             // The source cannot hear that the copy runs: it thaws its own, so this one goes.
             note("capsule \(name) from \(link.peer): \(error); removing the copy here")
@@ -103,6 +156,13 @@ public enum CapsuleReceiver {
             if let n = record.network { CapsuleNetwork.release(n, of: name, registry: registry) }
             try? registry.remove(name)
             throw error
+        }
+        if let server {
+            // The pages are in this node's memory: fill them in while the capsule runs.
+            Thread.detachNewThread { [store] in
+                _ = try? server.waitUntilComplete()
+                store.discard()
+            }
         }
         // Once the source heard it, it has removed its copy: a lost commit must not cost this one.
         do {
@@ -113,4 +173,10 @@ public enum CapsuleReceiver {
         }
         return name
     }
+}
+
+func monotonicNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }

@@ -9,30 +9,55 @@ import VOSImage
 import VOSLinux
 
 public enum CapsuleSender {
+    /// Pre-copy stops when a round sends fewer pages than this, sends no fewer than the one
+    /// before, or after `maximumRounds`.
+    static let smallRoundPages: UInt64 = 2000, maximumRounds = 10
+
     public static func migrate(capsule name: String, mode: MigrationMode, to link: PeerLink, from me: String,
                                registry: CapsuleRegistry, progress: (MigrationEvent) -> Void) throws -> MigrationReport {
         let start = Kernel.monotonicNanos()
         let what = "cannot migrate capsule \"\(name)\" to \(link.peer)"
         let record = try registry.load(name)
         guard record.isRunning else { throw MigrationError(what, reason: "it is not running") }
-        guard mode == .cold else { throw MigrationError(what, reason: "\(mode.rawValue) migration is not available yet") }
         do { _ = try link.request(try Message("incoming", Incoming(capsule: name, mode: mode, from: me))) } catch {
             throw MigrationError(what, cause: error)
         }
 
+        var rounds: [PreCopyRound] = []
+        var preCopy: PreCopy?
+        defer { preCopy?.stop() }
+        if mode == .live {
+            do {
+                let p = try PreCopy(root: record.initPID, link: link)
+                preCopy = p
+                var previous = UInt64.max
+                for i in 0..<maximumRounds {
+                    let t = Kernel.monotonicNanos(), bytes = p.bytesSent
+                    let pages = try p.round(i)
+                    let r = PreCopyRound(round: i, pages: pages, bytes: p.bytesSent - bytes, milliseconds: Double(Kernel.monotonicNanos() - t) / 1e6)
+                    rounds.append(r)
+                    progress(MigrationEvent(phase: "pre-copy", message: "round \(i): \(pages) pages, \(formatBytes(r.bytes)), \(ms(r.milliseconds))"))
+                    if i > 0 && (pages < smallRoundPages || pages >= previous) { break }
+                    previous = pages
+                }
+            } catch {
+                link.close()
+                throw MigrationError(what, reason: "\(error); the capsule keeps running here")
+            }
+        }
+        let deferred = mode == .lazy ? DeferredPageSaver() : nil
         let store = MemoryStore(location: "the memory image of capsule \(name)")
-        let writer = ImageWriter(store: store)
         let (summary, held) = try TreeCheckpointer.checkpoint(
-            root: record.initPID, writer: writer, ending: .hold,
+            root: record.initPID, writer: ImageWriter(store: store), ending: .hold,
             capsule: (record.name, record.hostname, record.command, record.tty),
             network: record.network.map { n in
                 CheckpointNetwork(info: n, cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
-            })
+            },
+            pages: preCopy?.saver() ?? deferred)
         guard let held else { throw MigrationError(what, reason: "the checkpoint did not hold the capsule") }
         let frozenAt = Kernel.monotonicNanos() - UInt64(summary.frozenMilliseconds * 1e6)
-        progress(MigrationEvent(phase: "frozen", message: "checkpointed \(formatBytes(summary.bytesStored)) in \(ms(summary.totalMilliseconds))",
-                                bytes: nil, totalBytes: nil))
+        progress(MigrationEvent(phase: "frozen", message: "checkpointed in \(ms(summary.totalMilliseconds))"))
         do {
             let log = (FileManager.default.contents(atPath: registry.logPath(name))).map { [UInt8]($0) } ?? []
             try link.send(Message("log", payload: log))
@@ -45,25 +70,62 @@ public enum CapsuleSender {
                     progress(MigrationEvent(phase: "transfer", message: part, bytes: sent, totalBytes: total))
                 }
             }
+            let request = try Message("restore", RestoreRequest(sourceLog: registry.logPath(name)))
+            let restored: Restored
+            var runningAt: UInt64
+            if let deferred {
+                (restored, runningAt, sent) = try servePages(deferred, link: link, request: request, sent: sent, progress: progress)
+            } else {
+                restored = try link.request(request, timeout: 120).decode(Restored.self)
+                runningAt = Kernel.monotonicNanos()
+            }
             let sendSeconds = Double(Kernel.monotonicNanos() - sendStart) / 1e9
-            let reply = try link.request(try Message("restore", RestoreRequest(sourceLog: registry.logPath(name))), timeout: 120)
-            let restored = try reply.decode(Restored.self)
-            let runningAt = Kernel.monotonicNanos()
-            // The copy runs: the original goes, and with it its network port and registry entry.
+            // The copy runs (and, lazily restored, holds every page): the original goes, and
+            // with it its network port and registry entry.
             held.kill()
             if let n = record.network { CapsuleNetwork.detach(n) }
             try? registry.remove(name)
             _ = try? link.request(Message("commit"), timeout: 10)
             return MigrationReport(
-                capsule: name, from: me, to: link.peerName ?? link.peer, mode: mode, bytesSent: sent,
+                capsule: name, from: me, to: link.peerName ?? link.peer, mode: mode, bytesSent: sent + (preCopy?.bytesSent ?? 0),
                 downtimeMilliseconds: Double(runningAt - frozenAt) / 1e6,
                 totalMilliseconds: Double(Kernel.monotonicNanos() - start) / 1e6,
                 transferGigabytesPerSecond: sendSeconds > 0 ? Double(sent) / sendSeconds / 1e9 : 0,
-                destinationPID: restored.hostPID)
+                destinationPID: restored.hostPID, rounds: rounds)
         } catch {
+            preCopy?.stop()
             held.thaw()
             link.close()
             throw MigrationError(what, reason: "\(error); the capsule keeps running here")
+        }
+    }
+
+    /// Lazy: asks for the restore, then answers page requests until the destination has every
+    /// page ("complete"). Returns when that is so, with the moment it reported running.
+    static func servePages(_ pages: DeferredPageSaver, link: PeerLink, request: Message, sent: UInt64,
+                           progress: (MigrationEvent) -> Void) throws -> (Restored, UInt64, UInt64) {
+        try link.send(request)
+        var buffer: [UInt8] = []
+        var restored: Restored?
+        var runningAt: UInt64 = 0
+        var sent = sent
+        while true {
+            let m = try link.receive(timeout: 60, expecting: restored == nil ? "the restore" : "page requests")
+            switch m.type {
+            case "page-request":
+                let r = try m.decode(PageRequest.self)
+                try pages.serve(r, link: link, buffer: &buffer)
+                sent += UInt64(r.count)
+            case "restored":
+                restored = try m.decode(Restored.self)
+                runningAt = Kernel.monotonicNanos()
+                progress(MigrationEvent(phase: "running", message: "the capsule runs on \(link.peer); pages follow"))
+            case "complete":
+                guard let restored else { throw MigrationError("serving pages", reason: "complete before restored") }
+                return (restored, runningAt, sent)
+            default:
+                throw MigrationError("serving pages to \(link.peer)", reason: "unexpected \"\(m.type)\"")
+            }
         }
     }
 

@@ -41,9 +41,17 @@ public struct MigrationEvent: Codable, Sendable {
     public var message: String
     public var bytes: UInt64?
     public var totalBytes: UInt64?
+
+    public init(phase: String, message: String, bytes: UInt64? = nil, totalBytes: UInt64? = nil) {
+        self.phase = phase
+        self.message = message
+        self.bytes = bytes
+        self.totalBytes = totalBytes
+    }
 }
 
 public struct MigrationReport: Codable, Sendable {
+    // Lazy: the copy runs at "restored"; the report comes once every page has arrived.
     public var capsule: String
     public var from: String
     public var to: String

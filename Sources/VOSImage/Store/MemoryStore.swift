@@ -69,6 +69,18 @@ public final class MemoryStore: ImageStore, @unchecked Sendable {
         return fd
     }
 
+    /// Grows (or makes) a part to at least `size` bytes; returns its memfd.
+    public func reserve(_ part: String, size: UInt64) throws -> Int32 {
+        guard let p = parts[part] else { return try make(part, size: size) }
+        if size > p.size {
+            if ftruncate(p.fd, off_t(size)) != 0 {
+                throw SyscallError(call: "ftruncate", errno: .init(rawValue: errno), subject: "memfd \(part) to \(size) bytes")
+            }
+            parts[part]?.size = size
+        }
+        return p.fd
+    }
+
     public func discard() {
         for p in parts.values { close(p.fd) }
         parts = [:]
