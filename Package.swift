@@ -40,7 +40,10 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // Per-page bookkeeping of a GiB pre-copy: debug builds (the tests) would spend
+            // seconds per round in it; optimised even there.
+            swiftSettings: [.unsafeFlags(["-O"])]
         ),
         // The node daemon: control socket, peers, membership, migrations in and out.
         .target(
