@@ -71,7 +71,8 @@ struct LazyRestoreTests {
         try #require(status == 0, "vos restore --lazy failed: \(lines(lazy.err))")
         let faulted = report["faultPages"] as? Int ?? -1, pushed = report["pushedPages"] as? Int ?? -1
         #expect(faulted + pushed >= 65536, "report: \(report)")
-        #expect(faulted > 0, "the verifier never faulted: \(report)")
+        // How many pages the verifier faults in depends on how far the push got before its next
+        // tick (up to 100 ms): usually thousands, none on a loaded machine; not asserted.
         #expect((report["resumeMilliseconds"] as? Double ?? 1e9) < (report["completeMilliseconds"] as? Double ?? 0))
         #expect(waitUntil(30) { lines(out).contains { $0.hasPrefix("verify ok") } }, "memhog output: \(lines(out).suffix(3))")
         #expect(!lines(out).contains { $0.hasPrefix("CORRUPT") })
@@ -141,6 +142,48 @@ struct LazyRestoreTests {
         #expect(lines(out).contains("child ok"), "output: \(lines(out)), report: \(report)")
         #expect(lines(out).contains("parent ok"), "output: \(lines(out))")
         #expect((report["userfaultfds"] as? Int ?? 0) >= 2, "the fork was not seen during the lazy phase: \(report)")
+        expectNoUserfaultfd(restored)
+    }
+
+    /// Memory unmapped during the lazy phase is no longer pushed (UNMAP), memory moved by
+    /// mremap is served at its new address (REMAP): the program's data stays intact.
+    @Test func unmapAndRemapDuringLazyPhase() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let out = f.path("remap.txt")
+        // glibc's realloc of a large block is mremap(MREMAP_MAYMOVE); `a = None` is a munmap.
+        let script = """
+            import hashlib, os, signal, sys, time
+            b = bytearray(os.urandom(128 << 20))
+            a = bytearray(os.urandom(64 << 20))
+            n = len(b)
+            digest = hashlib.sha256(b).hexdigest()
+            out = open(sys.argv[1], "a")
+            def say(m):
+                out.write(m + "\\n"); out.flush()
+            wanted = []
+            signal.signal(signal.SIGUSR1, lambda s, fr: wanted.append(1))
+            say("ready")
+            while True:
+                if wanted:
+                    wanted.clear()
+                    a = None
+                    b.extend(bytes(64 << 20))
+                    say("b " + ("ok" if hashlib.sha256(memoryview(b)[:n]).hexdigest() == digest else "BAD"))
+                time.sleep(0.005)
+            """
+        let pid = try f.start("/usr/bin/python3", ["-c", script, out])
+        #expect(waitUntil(60) { lines(out).contains("ready") })
+        try f.checkpoint(pid, f.path("img"))
+        let lazy = try LazyRestore(f, image: f.path("img"))
+        let restored = try lazy.pid(f)
+        kill(restored, SIGUSR1)
+        let (status, report) = lazy.finish()
+        try #require(status == 0, "vos restore --lazy failed: \(lines(lazy.err))")
+        #expect(waitUntil(30) { lines(out).contains { $0.hasPrefix("b ") } })
+        #expect((report["droppedPages"] as? Int ?? 0) > 0, "the unmapped block was pushed anyway: \(report)")
+        kill(restored, SIGUSR1)
+        #expect(waitUntil(30) { lines(out).filter { $0 == "b ok" }.count == 2 }, "output: \(lines(out)), report: \(report)")
         expectNoUserfaultfd(restored)
     }
 
