@@ -95,6 +95,8 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "VOSLinux", "VOSMigration",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 "vos", "vos-test-counter", "vos-test-memhog", "vos-test-threads", "vos-test-state",
                 "vos-test-fds", "vos-test-unsupported", "vos-test-swiftcounter", "vos-test-tree", "vos-test-shm",
                 "vos-test-unix",
