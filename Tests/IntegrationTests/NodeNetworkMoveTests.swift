@@ -10,7 +10,7 @@ import Testing
 /// HTTP/1.1 server with keep-alive (one thread per connection); every answer is "n=K", K
 /// counting requests across connections. `server_bind` skips http.server's getfqdn(): the LAN
 /// has no DNS server and the lookup would take the resolver's timeouts.
-private let keepAliveServer = """
+let keepAliveServer = """
     import http.server, itertools, socketserver, sys
     count = itertools.count()
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -35,7 +35,7 @@ private let keepAliveServer = """
 /// monotonic seconds), and on a thread a new connection every 250 ms ("new T STATUS" or
 /// "new-error T ..."). The first failure on the keep-alive connection prints "ka-error" and ends it.
 /// While the file argv[3] (optional) exists, both stay silent.
-private let keepAliveClient = """
+let keepAliveClient = """
     import os, socket, sys, threading, time
     host, port = sys.argv[1], int(sys.argv[2])
     pause = sys.argv[3] if len(sys.argv) > 3 else None
@@ -95,7 +95,7 @@ private let keepAliveClient = """
     """
 
 /// The client's output, parsed.
-private struct ClientLog {
+struct ClientLog {
     var keepAlive: [(index: Int, time: Double, localPort: String, status: String)] = []
     var keepAliveError: String?
     var newOK: [Double] = []

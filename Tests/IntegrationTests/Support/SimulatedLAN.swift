@@ -199,6 +199,10 @@ final class SimulatedLAN {
         try execute(nsenter, ["--net=/run/netns/\(ns)", "--", exe] + args, env: env)
     }
 
+    /// Unplugs node i from the LAN (its port on the LAN bridge deleted): the network between it
+    /// and every other machine is cut.
+    func cutLink(_ i: Int) throws { try ip(["-n", lanNamespace, "link", "del", nodes[i].lanPort]) }
+
     @discardableResult
     private func ip(_ args: [String], input: String? = nil) throws -> String {
         let r = try execute(ipPath, args, input: input)
