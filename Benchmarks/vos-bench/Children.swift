@@ -122,6 +122,7 @@ enum Interruption {
             source.setEventHandler {
                 Children.shared.stopAll()
                 CapsuleBench.cleanUp()
+                MigrationBench.active?.teardown()
                 Scratch.removeAll()
                 fputs("vos-bench: interrupted, processes killed and \(Scratch.directory) removed\n", stderr)
                 exit(130)

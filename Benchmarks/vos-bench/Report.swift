@@ -49,6 +49,7 @@ struct Report: Codable {
     var largeLeaveRunning: LeaveRunningResult
     var small: SmallResult
     var capsules: CapsuleResult
+    var migration: MigrationResult?
     var goals: [Goal] = []
 
     static func loadAverage() -> String {
@@ -74,7 +75,7 @@ struct Report: Codable {
         ] + capsules.work.map { w in
             Goal(name: "capsule runtime, \(w.mode)-bound, inside / outside", measured: w.ratio, target: "≤ 1.01",
                  met: w.ratio <= 1.01)
-        }
+        } + (migration?.goals() ?? [])
     }
 
     func json() throws -> String {

@@ -117,6 +117,8 @@ extension Report {
                 ["restores with all \(t.processes) processes running", "\(t.verifiedRestores)/\(t.frozenMilliseconds.runs)"],
             ])
 
+        if let migration { out += migration.tableLines() }
+
         block(
             "Goals",
             [["", "measured", "goal", ""]]

@@ -61,16 +61,20 @@ struct Plan: Codable {
     var capsuleStartRuns: Int
     var capsuleWorkRuns: Int
     var capsuleTreeRuns: Int
+    /// Migration between two simulated nodes: MiB of the migrated programs and of each veth TCP run.
+    var migrationMiB: Int
 
     static func make(quick: Bool) -> Plan {
         if quick {
             return Plan(
                 quick: true, ceilingBytes: 256 * mebibyte, ceilingRuns: 3, memhogSizes: [256], memhogRuns: [3],
-                smallRuns: 10, leaveRunningRuns: 3, capsuleStartRuns: 5, capsuleWorkRuns: 4, capsuleTreeRuns: 3)
+                smallRuns: 10, leaveRunningRuns: 3, capsuleStartRuns: 5, capsuleWorkRuns: 4, capsuleTreeRuns: 3,
+                migrationMiB: 256)
         }
         return Plan(
             quick: false, ceilingBytes: gibibyte, ceilingRuns: 5, memhogSizes: [256, 1024], memhogRuns: [5, 3],
-            smallRuns: 20, leaveRunningRuns: 5, capsuleStartRuns: 15, capsuleWorkRuns: 15, capsuleTreeRuns: 9)
+            smallRuns: 20, leaveRunningRuns: 5, capsuleStartRuns: 15, capsuleWorkRuns: 15, capsuleTreeRuns: 9,
+            migrationMiB: 1024)
     }
 }
 
