@@ -49,7 +49,7 @@ let package = Package(
         .target(
             name: "VOSNode",
             dependencies: [
-                "VOSMigration", "VOSCapsule", "VOSCheckpoint", "VOSImage", "VOSLinux",
+                "VOSMigration", "VOSCapsule", "VOSCheckpoint", "VOSImage", "VOSLinux", "CVOSShim",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),

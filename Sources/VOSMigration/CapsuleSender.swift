@@ -61,13 +61,13 @@ public enum CapsuleSender {
         do {
             let log = (FileManager.default.contents(atPath: registry.logPath(name))).map { [UInt8]($0) } ?? []
             try link.send(Message("log", payload: log))
-            let total = store.order.reduce(UInt64(log.count)) { $0 + (store.size(of: $1) ?? 0) }
+            let partBytes = store.order.reduce(UInt64(log.count)) { $0 + (store.size(of: $1) ?? 0) }
             var sent = UInt64(log.count)
             let sendStart = Kernel.monotonicNanos()
             for part in store.order {
                 try sendPart(part, store: store, link: link) { n in
                     sent += n
-                    progress(MigrationEvent(phase: "transfer", message: part, bytes: sent, totalBytes: total))
+                    progress(MigrationEvent(phase: "transfer", message: part, bytes: sent, totalBytes: partBytes))
                 }
             }
             let request = try Message("restore", RestoreRequest(sourceLog: registry.logPath(name)))
@@ -79,7 +79,9 @@ public enum CapsuleSender {
                 restored = try link.request(request, timeout: 120).decode(Restored.self)
                 runningAt = Kernel.monotonicNanos()
             }
-            let sendSeconds = Double(Kernel.monotonicNanos() - sendStart) / 1e9
+            // Pre-copy rounds and the frozen transfer: the time spent moving bytes, not waiting.
+            let sendSeconds = (Double(Kernel.monotonicNanos() - sendStart) + rounds.reduce(0) { $0 + $1.milliseconds } * 1e6) / 1e9
+            let total = sent + (preCopy?.bytesSent ?? 0)
             // The copy runs (and, lazily restored, holds every page): the original goes, and
             // with it its network port and registry entry.
             held.kill()
@@ -87,10 +89,10 @@ public enum CapsuleSender {
             try? registry.remove(name)
             _ = try? link.request(Message("commit"), timeout: 10)
             return MigrationReport(
-                capsule: name, from: me, to: link.peerName ?? link.peer, mode: mode, bytesSent: sent + (preCopy?.bytesSent ?? 0),
+                capsule: name, from: me, to: link.peerName ?? link.peer, mode: mode, bytesSent: total,
                 downtimeMilliseconds: Double(runningAt - frozenAt) / 1e6,
                 totalMilliseconds: Double(Kernel.monotonicNanos() - start) / 1e6,
-                transferGigabytesPerSecond: sendSeconds > 0 ? Double(sent) / sendSeconds / 1e9 : 0,
+                transferGigabytesPerSecond: sendSeconds > 0 ? Double(total) / sendSeconds / 1e9 : 0,
                 destinationPID: restored.hostPID, rounds: rounds)
         } catch {
             preCopy?.stop()

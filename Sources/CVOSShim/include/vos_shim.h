@@ -10,6 +10,7 @@
 #include <sys/user.h>
 #include <sys/uio.h>
 #include <signal.h>
+#include <malloc.h> /* mallopt: the node daemon keeps frame buffers on the heap */
 
 /* ---- calls ---- */
 long vos_ptrace(long request, pid_t pid, unsigned long addr, unsigned long data);

@@ -16,15 +16,17 @@ struct FrameCipher {
         return try AES.GCM.Nonce(data: bytes)
     }
 
-    mutating func seal(_ plain: [UInt8]) throws -> [UInt8] {
+    /// The sealed frame: ciphertext, then the 16-byte tag.
+    mutating func seal(_ plain: [UInt8]) throws -> (ciphertext: Data, tag: Data) {
         let box = try AES.GCM.seal(plain, using: key, nonce: try nextNonce())
-        return Array(box.ciphertext) + Array(box.tag)
+        return (box.ciphertext, box.tag)
     }
 
-    mutating func open(_ sealed: [UInt8]) throws -> [UInt8] {
+    mutating func open(_ sealed: UnsafeRawBufferPointer) throws -> Data {
         guard sealed.count >= 16 else { throw MigrationError("refused a frame", reason: "shorter than its authentication tag") }
-        let box = try AES.GCM.SealedBox(nonce: try nextNonce(), ciphertext: sealed.dropLast(16), tag: sealed.suffix(16))
-        do { return Array(try AES.GCM.open(box, using: key)) } catch {
+        let box = try AES.GCM.SealedBox(nonce: try nextNonce(), ciphertext: UnsafeRawBufferPointer(rebasing: sealed.dropLast(16)),
+                                        tag: UnsafeRawBufferPointer(rebasing: sealed.suffix(16)))
+        do { return try AES.GCM.open(box, using: key) } catch {
             throw MigrationError("refused a frame", reason: "it fails authentication (altered, replayed or not from the peer)")
         }
     }

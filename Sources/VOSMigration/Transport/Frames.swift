@@ -28,7 +28,7 @@ final class FrameDecoder: ByteToMessageDecoder {
 /// Frames received, for one blocking reader. Reading from the socket pauses (autoRead off)
 /// while too many frames wait, so a fast sender cannot fill our memory.
 final class Inbox: @unchecked Sendable {
-    enum Event { case frame([UInt8]), closed, failed(Error) }
+    enum Event { case frame(ByteBuffer), closed, failed(Error) }
 
     private let condition = NSCondition()
     private var events: [Event] = []
@@ -84,8 +84,7 @@ final class InboxHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var buffer = unwrapInboundIn(data)
-        inbox.push(.frame(buffer.readBytes(length: buffer.readableBytes) ?? []))
+        inbox.push(.frame(unwrapInboundIn(data)))
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -38,7 +38,7 @@ public struct Message: Sendable {
         return out
     }
 
-    static func decode(_ bytes: [UInt8]) throws -> Message {
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Message {
         let bad = MigrationError("malformed message", reason: "\(bytes.count) bytes do not hold a type and a header")
         guard let n = bytes.first.map(Int.init), bytes.count >= 1 + n + 4 else { throw bad }
         let type = String(decoding: bytes[1..<(1 + n)], as: UTF8.self)
@@ -46,7 +46,7 @@ public struct Message: Sendable {
         guard bytes.count >= 5 + n + h else { throw bad }
         var m = Message(type)
         m.header = Array(bytes[(5 + n)..<(5 + n + h)])
-        m.payload = Array(bytes[(5 + n + h)...])
+        m.payload = Array(UnsafeRawBufferPointer(rebasing: bytes[(5 + n + h)...]))
         return m
     }
 }

@@ -18,6 +18,7 @@ public final class PeerLink: @unchecked Sendable {
     var receiveCipher: FrameCipher?
     /// Seconds any one send or receive may wait.
     public var timeout: TimeInterval = 30
+    private var inFlight: EventLoopFuture<Void>?
 
     init(channel: Channel, inbox: Inbox, peer: String) {
         self.channel = channel
@@ -62,16 +63,35 @@ public final class PeerLink: @unchecked Sendable {
     }
 
     public func send(_ message: Message) throws {
-        var bytes = message.encoded()
-        if sendCipher != nil { bytes = try sendCipher!.seal(bytes) }
-        var buffer = channel.allocator.buffer(capacity: 4 + bytes.count)
-        buffer.writeInteger(UInt32(bytes.count))
-        buffer.writeBytes(bytes)
-        try wait(channel.writeAndFlush(buffer), "sending \(message.type) to \(peer)")
+        let bytes = message.encoded()
+        var buffer: ByteBuffer
+        if sendCipher != nil {
+            let sealed = try sendCipher!.seal(bytes)
+            buffer = channel.allocator.buffer(capacity: 4 + sealed.ciphertext.count + sealed.tag.count)
+            buffer.writeInteger(UInt32(sealed.ciphertext.count + sealed.tag.count))
+            buffer.writeBytes(sealed.ciphertext)
+            buffer.writeBytes(sealed.tag)
+        } else {
+            buffer = channel.allocator.buffer(capacity: 4 + bytes.count)
+            buffer.writeInteger(UInt32(bytes.count))
+            buffer.writeBytes(bytes)
+        }
+        // One frame in flight while the next is prepared (sealing overlaps the socket write);
+        // waiting for the one before keeps memory bounded and a dead peer an error.
+        let previous = inFlight
+        inFlight = channel.writeAndFlush(buffer)
+        if let previous { try wait(previous, "sending to \(peer)") }
+    }
+
+    /// Waits until every frame sent so far is written to the socket.
+    public func flush() throws {
+        if let f = inFlight { try wait(f, "sending to \(peer)") }
+        inFlight = nil
     }
 
     /// The next message. A "failed" message from the peer is thrown as its error.
     public func receive(timeout: TimeInterval? = nil, expecting what: String = "a reply") throws -> Message {
+        try flush()
         guard let event = inbox.pop(timeout: timeout ?? self.timeout) else {
             close()
             throw MigrationError("waiting for \(what) from \(peer)", reason: "nothing arrived in \(Int(timeout ?? self.timeout)) s")
@@ -79,9 +99,14 @@ public final class PeerLink: @unchecked Sendable {
         switch event {
         case .closed: throw MigrationError("waiting for \(what) from \(peer)", reason: "the connection was closed")
         case .failed(let e): throw MigrationError("waiting for \(what) from \(peer)", reason: "the connection failed: \(e)")
-        case .frame(var bytes):
-            if receiveCipher != nil { bytes = try receiveCipher!.open(bytes) }
-            let m = try Message.decode(bytes)
+        case .frame(let frame):
+            let m: Message
+            if receiveCipher != nil {
+                let plain = try frame.withUnsafeReadableBytes { try receiveCipher!.open($0) }
+                m = try plain.withUnsafeBytes { try Message.decode($0) }
+            } else {
+                m = try frame.withUnsafeReadableBytes { try Message.decode($0) }
+            }
             if m.type == "failed" { throw RemoteError(peer: peer, text: (try m.decode(RemoteFailure.self)).error) }
             return m
         }
