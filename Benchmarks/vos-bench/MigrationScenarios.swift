@@ -100,7 +100,7 @@ struct MigrationResult: Codable {
             ).lines.map { "    " + $0 }
         }
         out.append(
-            "  GB/s (vos): the report's transferGigabytesPerSecond (for live it leaves out the pre-copy bytes); "
+            "  GB/s (vos): the report's transferGigabytesPerSecond (bytes over the time spent sending: pre-copy rounds plus the frozen transfer); "
                 + "sent/total: bytesSent over totalMilliseconds.")
         out.append(
             "  lazy: downtime = freeze → running on the destination; total = until every page has arrived. "

@@ -16,6 +16,8 @@ struct PageRequest: Codable {
 /// Source side, at the checkpoint: runs as usual, no page copied; the page file is only
 /// declared (the destination makes it empty and never reads it).
 final class DeferredPageSaver: PageSaver {
+    /// A page server's background push asks for a few MiB at a time (one frame each).
+    let maximumRequestBytes = 8 << 20
     /// Saved PID → host PID of the frozen processes whose pages will be asked for.
     private(set) var hosts: [Int32: PID] = [:]
 
@@ -34,7 +36,7 @@ final class DeferredPageSaver: PageSaver {
 
     /// Answers one request from the frozen process's memory.
     func serve(_ r: PageRequest, link: PeerLink, buffer: inout [UInt8]) throws {
-        guard let host = hosts[r.pid], r.count > 0, r.count <= chunkBytes, r.count % Int(pageSize) == 0 else {
+        guard let host = hosts[r.pid], r.count > 0, r.count <= maximumRequestBytes, r.count % Int(pageSize) == 0 else {
             throw MigrationError("serving pages", reason: "a request for \(r.count) bytes of pid \(r.pid) at 0x\(String(r.address, radix: 16))")
         }
         if buffer.count < r.count { buffer = [UInt8](repeating: 0, count: r.count) }

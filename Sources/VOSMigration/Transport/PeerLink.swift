@@ -131,6 +131,11 @@ public final class PeerLink: @unchecked Sendable {
             close()
             throw MigrationError(what, reason: "no progress in \(Int(timeout)) s (the peer or the network stopped)")
         }
-        if case .failure(let e) = result { throw MigrationError(what, reason: "\(e)") }
+        if case .failure(let e) = result {
+            if let c = e as? ChannelError, c == .ioOnClosedChannel || c == .alreadyClosed {
+                throw MigrationError(what, reason: "the connection was lost (the peer went away or the network between us was cut)")
+            }
+            throw MigrationError(what, reason: "\(e)")
+        }
     }
 }
