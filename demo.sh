@@ -48,15 +48,17 @@ done
 echo "== node daemons: a at $net.1:7100, b at $net.2:7100 joining a (mutually authenticated)"
 token=$("$vos" node init --data "$work/a" --join-token)
 "$vos" node init --data "$work/b" --token "$token" >/dev/null
-in_ns a "$vos" node start --data "$work/a" --name a --listen "$net.1:7100" --detach
-in_ns b "$vos" node start --data "$work/b" --name b --listen "$net.2:7100" --join "$net.1:7100" --detach
+# Each node's capsules go on its bridge vos0, whose address is the node's own on the LAN.
+VOS_BRIDGE=vos0 VOS_BRIDGE_ADDRESS="$net.1/24" in_ns a "$vos" node start --data "$work/a" --name a --listen "$net.1:7100" --detach
+VOS_BRIDGE=vos0 VOS_BRIDGE_ADDRESS="$net.2/24" in_ns b "$vos" node start --data "$work/b" --name b --listen "$net.2:7100" \
+    --join "$net.1:7100" --detach
 pids+=("$(cat "$work/a/node.pid")" "$(cat "$work/b/node.pid")")
 sleep 1.5
 "$vos" nodes --data "$work/a"
 
 echo "== a web server in a capsule on node a, at $net.100: it counts requests and prints them"
 cat > "$work/server.py" <<'PY'
-import http.server, sys
+import http.server, socketserver, sys
 count = 0
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -70,7 +72,11 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
         print(f"served {count}", flush=True)
     def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    def server_bind(self):  # no getfqdn(): the LAN has no DNS server to ask
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "web", 8080
+Server(("0.0.0.0", 8080), H).serve_forever()
 PY
 env VOS_STATE_DIR="$work/a/state" VOS_BRIDGE=vos0 VOS_BRIDGE_ADDRESS="$net.1/24" \
     nsenter --net="/run/netns/$tag-a" -- "$vos" run --name web --net --ip "$net.100" -- python3 "$work/server.py" >/dev/null
@@ -79,6 +85,12 @@ echo "== a client on the LAN: one keep-alive connection, a request every 100 ms"
 cat > "$work/client.py" <<'PY'
 import http.client, sys, time
 c = http.client.HTTPConnection(sys.argv[1], 8080, timeout=10)
+while True:  # until the server listens
+    try:
+        c.connect()
+        break
+    except OSError:
+        time.sleep(0.1)
 for i in range(1, 10**6):
     c.request("GET", "/")
     r = c.getresponse()
@@ -87,7 +99,8 @@ for i in range(1, 10**6):
 PY
 in_ns client python3 "$work/client.py" "$net.100" > "$work/client.txt" 2>&1 &
 pids+=("$!")
-sleep 2
+disown "$!"
+for _ in $(seq 100); do [ "$(grep -c '^request' "$work/client.txt")" -ge 10 ] && break; sleep 0.1; done
 tail -n 2 "$work/client.txt" | sed 's/^/   /'
 
 echo "== vos migrate web --to b --live"
