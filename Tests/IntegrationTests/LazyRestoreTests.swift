@@ -145,8 +145,8 @@ struct LazyRestoreTests {
         expectNoUserfaultfd(restored)
     }
 
-    /// Memory unmapped during the lazy phase is no longer pushed (UNMAP), memory moved by
-    /// mremap is served at its new address (REMAP): the program's data stays intact.
+    /// Memory unmapped and moved by mremap while pages may still be arriving (UNMAP, REMAP
+    /// events): the program's data stays intact.
     @Test func unmapAndRemapDuringLazyPhase() throws {
         let f = try Fixture()
         defer { f.cleanup() }
@@ -181,7 +181,8 @@ struct LazyRestoreTests {
         let (status, report) = lazy.finish()
         try #require(status == 0, "vos restore --lazy failed: \(lines(lazy.err))")
         #expect(waitUntil(30) { lines(out).contains { $0.hasPrefix("b ") } })
-        #expect((report["droppedPages"] as? Int ?? 0) > 0, "the unmapped block was pushed anyway: \(report)")
+        // Whether the unmap lands before the background push has copied that block depends on
+        // the machine's load (droppedPages counts it when it does): only the data is asserted.
         kill(restored, SIGUSR1)
         #expect(waitUntil(30) { lines(out).filter { $0 == "b ok" }.count == 2 }, "output: \(lines(out)), report: \(report)")
         expectNoUserfaultfd(restored)
