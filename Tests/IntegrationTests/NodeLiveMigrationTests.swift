@@ -1,7 +1,7 @@
 // Issue 6: live (pre-copy) and lazy (post-copy) migration between node daemons on simulated
 // machines: the counter with no gap or repeat, a GiB that keeps being rewritten arriving intact,
-// a web server whose client keeps its connection, and the network cut during pre-copy leaving
-// the capsule running untouched on its source.
+// a web server whose client keeps its connection, the network cut during pre-copy leaving the
+// capsule running untouched on its source, and a lazy source kept until every page arrived.
 import Foundation
 import Glibc
 import Testing
@@ -147,5 +147,41 @@ struct NodeLiveMigrationTests {
         kill(pid, SIGUSR1)
         #expect(waitUntil(60) { lines(logA).contains { $0.hasPrefix("verify ") || $0.hasPrefix("CORRUPT") } })
         #expect(lines(logA).contains { $0.hasPrefix("verify ok") }, "\(lines(logA).filter { !$0.hasPrefix("progress") }.suffix(5))")
+    }
+
+    /// `--lazy`: the capsule runs on b at once, while its frozen original stays on a until
+    /// every page has arrived; then a has nothing left and b holds every page intact.
+    @Test func lazySourceStaysUntilEveryPageHasArrived() throws {
+        let lan = try SimulatedLAN(nodes: 2)
+        let c = try NodeCluster.start(lan, count: 2)
+        defer { c.teardown() }
+        let r = try lan.vos(0, ["run", "--name", "hog", "--", Products.path("vos-test-memhog"), "1024"])
+        try #require(r.status == 0, "vos run: \(r.stderr)")
+        lan.adoptCapsules(0)
+        let logA = lan.nodes[0].stateDirectory + "/capsules/hog/output.log"
+        try #require(waitUntil(60) { lines(logA).contains { $0.hasPrefix("ready ") } })
+        let source = try #require(hostPID(c, 0, "hog", inner: 2))
+
+        let mout = lan.f.path("migrate.out"), merr = lan.f.path("migrate.err")
+        let migrate = try lan.start(0, ["/bin/sh", "-c", "exec \"$@\" 2>\(merr)", "sh", Products.vos, "migrate", "hog",
+                                        "--to", "b", "--lazy", "--json", "--data", c.data(0)], stdout: mout)
+        // Running on b (its init answers) while vos migrate still waits for the last pages.
+        try #require(waitUntil(60) { hostPID(c, 1, "hog", inner: 2) != nil || exitCode(migrate) != nil })
+        lan.adoptCapsules(1)
+        // 1 GiB takes seconds to arrive; the copy runs after a fraction of one.
+        let stillServing = exitCode(migrate) == nil
+        #expect(stillServing, "vos migrate was over before the copy was seen running on b")
+        #expect(lan.f.isAlive(source), "the source was removed before every page had arrived")
+        #expect(lan.capsules(0).contains { $0.name == "hog" }, "a's registry lost the capsule early")
+        #expect(waitUntil(120) { exitCode(migrate) != nil }, "vos migrate --lazy did not finish")
+        #expect(exitCode(migrate) == 0, "vos migrate: \(lines(merr))")
+        #expect(!lan.f.isAlive(source) && !lan.capsules(0).contains { $0.name == "hog" }, "the source is still there")
+        print("lazy 1 GiB: the source was still serving when b ran the copy: \(stillServing); \(lines(mout).joined())")
+
+        let logB = lan.nodes[1].stateDirectory + "/capsules/hog/output.log"
+        let hog = try #require(hostPID(c, 1, "hog", inner: 2))
+        kill(hog, SIGUSR1)
+        #expect(waitUntil(60) { lines(logB).contains { $0.hasPrefix("verify ") || $0.hasPrefix("CORRUPT") } })
+        #expect(lines(logB).contains("verify ok 262144"), "\(lines(logB).filter { !$0.hasPrefix("tick=") }.suffix(5))")
     }
 }
