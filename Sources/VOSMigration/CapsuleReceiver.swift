@@ -141,13 +141,12 @@ public enum CapsuleReceiver {
             let restored = try Message("restored", Restored(hostPID: record.initPID, milliseconds: summary.milliseconds))
             if let remote {
                 try remote.send(restored)
-                // The source keeps its copy until every page is here.
+                // The source keeps its copy until every page is here (if it goes away first,
+                // the page server has killed this copy: it cannot run without its pages).
                 _ = try server!.waitUntilComplete()
-                _ = try remote.request(Message("complete"), timeout: 30)
-                try? link.send(Message("committed"))
-                return name
+            } else {
+                try link.send(restored)
             }
-            try link.send(restored)
         } catch {
             // The source cannot hear that the copy runs: it thaws its own, so this one goes.
             note("capsule \(name) from \(link.peer): \(error); removing the copy here")
@@ -156,6 +155,17 @@ public enum CapsuleReceiver {
             if let n = record.network { CapsuleNetwork.release(n, of: name, registry: registry) }
             try? registry.remove(name)
             throw error
+        }
+        if let remote {
+            // Every page is here: the source may remove its copy now, and a lost commit must
+            // not cost this one.
+            do {
+                _ = try remote.request(Message("complete"), timeout: 30)
+                try? link.send(Message("committed"))
+            } catch {
+                note("capsule \(name) runs here with every page; the source did not confirm it removed its copy: \(error)")
+            }
+            return name
         }
         if let server {
             // The pages are in this node's memory: fill them in while the capsule runs.
