@@ -80,7 +80,13 @@ enum Handshake {
         let serverNonce = nonce()
         try link.send(try Message("challenge", Challenge(
             node: me.name, nonce: serverNonce, proof: proof("server", me.key, client: hello, server: me.name, serverNonce: serverNonce))))
-        let p = try link.receive(timeout: timeout, expecting: "its proof of the cluster key").decode(Proof.self)
+        let p: Proof
+        do { p = try link.receive(timeout: timeout, expecting: "its proof of the cluster key").decode(Proof.self) } catch {
+            // A node of another cluster hangs up here: our proof did not check out on its side.
+            link.close()
+            throw MigrationError("refused a connection from \(link.peer) (calls itself \"\(hello.node)\")",
+                                 reason: "it gave no proof of this cluster's credential (\(error))")
+        }
         guard valid(p.proof, "client", me.key, client: hello, server: me.name, serverNonce: serverNonce) else {
             link.close()
             throw MigrationError("refused a connection from \(link.peer) (calls itself \"\(hello.node)\")",
