@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "vos_shim.h"
 
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -35,6 +36,10 @@ _Static_assert(VOS_UFFDIO_COPY == UFFDIO_COPY && VOS_UFFDIO_ZEROPAGE == UFFDIO_Z
 _Static_assert(VOS_UFFDIO_WRITEPROTECT == UFFDIO_WRITEPROTECT, "uffd ioctl numbers");
 _Static_assert(sizeof(struct vos_pm_scan_arg) == 96 && sizeof(struct vos_page_region) == 24, "struct pm_scan_arg");
 _Static_assert(VOS_PAGEMAP_SCAN == _IOWR('f', 16, struct vos_pm_scan_arg), "PAGEMAP_SCAN");
+
+void vos_cpuid_count(unsigned leaf, unsigned subleaf, unsigned out[4]) {
+    __cpuid_count(leaf, subleaf, out[0], out[1], out[2], out[3]);
+}
 
 long vos_ptrace(long request, pid_t pid, unsigned long addr, unsigned long data) {
     return ptrace((enum __ptrace_request)request, pid, (void *)addr, (void *)data);

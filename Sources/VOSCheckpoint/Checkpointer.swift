@@ -99,37 +99,56 @@ public enum Checkpointer {
         try FileTable.checkSupported(files, pid: pid)
         let regions = try MemoryMap.read(pid: pid)
         let status = try ProcStatus.read("/proc/\(pid)/status")
-        let site = try SyscallSite.find(pid: pid, in: regions)
+        let trampoline = SignalReturnSite.find(pid: pid, in: regions)
+        let site = try trampoline?.syscall ?? SyscallSite.find(pid: pid, in: regions)
         let frozenAtNanos = Kernel.monotonicNanos()
 
         var threads: [ThreadRecord] = []
-        var mainTask: RemoteTask?
+        var tasks: [RemoteTask] = []
         var scratches: [(RemoteAddress, [UInt8])] = []
-        defer { for (at, bytes) in scratches { try? RemoteTask.writeMemory(pid: pid, bytes, at: at) } }
+        // Threads get their registers back before their stack bytes (see ReturnFrame).
+        defer {
+            for task in tasks { task.release() }
+            for (at, bytes) in scratches { try? RemoteTask.writeMemory(pid: pid, bytes, at: at) }
+        }
         for tracee in frozen.threads {
             let regs = frozen.originalRegisters[tracee.tid]!
-            // Scratch for injected calls: below the thread's red zone, put back afterwards.
-            let scratch = RemoteAddress((regs.rsp - 128 - 512) & ~15)
-            guard regions.contains(where: { $0.start <= scratch && scratch + 512 <= $0.end && $0.isWritable }) else {
-                throw CheckpointError("cannot checkpoint pid \(pid)", reason: "thread \(tracee.tid) has no writable stack below its stack pointer \(RemoteAddress(regs.rsp))")
+            let mask = frozen.originalMasks[tracee.tid] ?? 0
+            let xstate = try tracee.xstate()
+            let task: RemoteTask
+            if let trampoline {
+                task = try step("preparing thread \(tracee.tid) for injection") {
+                    try RemoteTask(liveThread: tracee, pid: pid, savedRegisters: regs, mask: mask, xstate: xstate,
+                                   trampoline: trampoline, stack: regions)
+                }
+            } else {
+                // No signal-return trampoline in the program: each call puts the thread's registers
+                // back at once (if vos dies inside one call, the thread is lost). Scratch below the
+                // red zone, put back afterwards.
+                let scratch = RemoteAddress((regs.rsp - 128 - 512) & ~15)
+                guard regions.contains(where: { $0.start <= scratch && scratch + 512 <= $0.end && $0.isWritable }) else {
+                    throw CheckpointError("cannot checkpoint pid \(pid)", reason: "thread \(tracee.tid) has no writable stack below its stack pointer \(RemoteAddress(regs.rsp))")
+                }
+                scratches.append((scratch, try RemoteTask.readMemory(pid: pid, 512, at: scratch)))
+                task = RemoteTask(tracee: tracee, pid: pid, savedRegisters: regs, syscallSite: site, scratch: scratch, scratchSize: 512)
+                task.ownSignalMask = mask
             }
-            scratches.append((scratch, try RemoteTask.readMemory(pid: pid, 512, at: scratch)))
-            let task = RemoteTask(tracee: tracee, pid: pid, savedRegisters: regs, syscallSite: site, scratch: scratch, scratchSize: 512)
-            // Every signal blocked for each call only (a signal-delivery stop would break the
-            // call); between calls the thread holds its own registers and mask.
-            task.ownSignalMask = frozen.originalMasks[tracee.tid] ?? 0
+            tasks.append(task)
             threads.append(try step("dumping thread \(tracee.tid)") {
-                try ThreadState.dump(tracee, pid: pid, registers: regs, mask: frozen.originalMasks[tracee.tid] ?? 0, task: task)
+                try ThreadState.dump(tracee, pid: pid, registers: regs, mask: mask, xstate: xstate, task: task)
             })
-            if tracee.tid == pid { mainTask = task }
         }
-        guard let task = mainTask else { throw CheckpointError("cannot checkpoint pid \(pid)", reason: "its main thread is gone") }
+        DiePoint.here("checkpoint-injecting")  // every thread parked on its return frame
+        guard let task = tasks.first, task.tid == pid else { throw CheckpointError("cannot checkpoint pid \(pid)", reason: "its main thread is gone") }
         let actions = try step("reading signal dispositions") { try ProcessState.signalActions(status: status, task: task) }
         let itimers = try step("reading interval timers") { try ProcessState.intervalTimers(task: task) }
         let timers = try step("reading POSIX timers") { try ProcessState.posixTimers(pid: pid, task: task) }
         let mm = try step("reading mm fields") { try ProcessState.mmFields(stat: stat, pid: pid, task: task) }
+        for task in tasks { task.release() }
         for (at, bytes) in scratches { try RemoteTask.writeMemory(pid: pid, bytes, at: at) }
+        tasks = []
         scratches = []
+        DiePoint.here("checkpoint-frozen")
 
         var memory = try MemoryDump(pid: pid, regions: regions)
         try step("saving shared memory objects of pid \(pid)") { try MappedObjects.save(pid: pid, records: &memory.records, writer: writer, sysVSaved: sysVSaved) }

@@ -6,10 +6,10 @@ import VOSLinux
 
 enum ThreadState {
     /// Collects a thread's state. `task` runs injected queries in that very thread
-    /// (clear_child_tid and the alternate signal stack are per thread).
-    static func dump(_ tracee: Tracee, pid: PID, registers: Registers, mask: UInt64, task: RemoteTask) throws -> ThreadRecord {
+    /// (clear_child_tid and the alternate signal stack are per thread). `xstate` was read
+    /// before any call was injected.
+    static func dump(_ tracee: Tracee, pid: PID, registers: Registers, mask: UInt64, xstate: [UInt8], task: RemoteTask) throws -> ThreadRecord {
         let tid = tracee.tid
-        let xstate = try tracee.xstate()  // before any injected call runs in the thread
         let rseq = try tracee.rseqConfiguration()
         let robust = try Kernel.robustList(of: tid)
         let name = try ProcFile.text("/proc/\(pid)/task/\(tid)/comm").trimmingSuffix("\n")

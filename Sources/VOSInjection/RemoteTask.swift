@@ -1,12 +1,15 @@
 // Makes a ptrace-stopped thread execute syscalls on vOS's behalf.
 //
-// Each injected call sets rip to a `syscall` instruction that already exists in the tracee
-// (its vdso has several) and runs the thread from syscall-entry stop to syscall-exit stop
-// (`PTRACE_SYSCALL`): no code is patched, no signal is raised (a single-step trap would be a
-// forced SIGTRAP, which resets an ignored or blocked SIGTRAP to SIG_DFL), and the thread holds
-// foreign registers only for that one call. orig_rax = -1 keeps the kernel's syscall-restart
-// logic away from the injected rip when the thread was stopped inside an interrupted syscall;
-// the saved registers (with their original orig_rax) go back right after each call.
+// No code is patched and no signal is raised (a single-step trap would be a forced SIGTRAP,
+// which resets an ignored or blocked SIGTRAP to SIG_DFL): each call runs from a `syscall`
+// instruction already in the tracee, from syscall-entry stop to syscall-exit stop
+// (`PTRACE_SYSCALL`). Two ways:
+// - a live thread with a ReturnFrame: the call starts and ends on the program's own
+//   signal-return trampoline, so the thread's next step is always to return to its own
+//   context, even if vos dies. `release()` hands its registers and mask back.
+// - a restore stub (no frame; it dies with vos anyway): rip goes to any `syscall` (the vdso
+//   has several), orig_rax = -1 keeps the kernel's syscall-restart logic away from it, and the
+//   saved registers go back right after each call.
 import CVOSShim
 import Glibc
 import VOSLinux
@@ -26,11 +29,13 @@ public final class RemoteTask {
     public private(set) var injectedCount = 0
     /// TID of the last thread created by an injected clone (from `PTRACE_EVENT_CLONE`).
     public private(set) var lastClonedTID: PID?
-    /// The thread's own signal mask, when every signal must be blocked for the duration of each
-    /// injected call only (a live process being checkpointed: if vos dies between two calls,
-    /// the thread has its own registers and mask back). nil: the mask is left alone (a restore
-    /// stub, whose mask blocks everything until it is released).
+    /// The thread's own signal mask, when every signal must be blocked while calls are injected
+    /// (a live thread: a signal-delivery stop would break a call). nil: the mask is left alone
+    /// (a restore stub, whose mask blocks everything until it is released).
     public var ownSignalMask: UInt64?
+    /// The live thread's way home (see ReturnFrame); nil for a restore stub.
+    public private(set) var returnFrame: ReturnFrame?
+    private var parked = false
 
     public var tid: PID { tracee.tid }
 
@@ -44,19 +49,63 @@ public final class RemoteTask {
         self.scratchSize = scratchSize
     }
 
+    /// A live thread's task: writes the thread's ReturnFrame into its stack now. Its scratch is
+    /// the frame's. Call `release()` when done, also after a failure.
+    public init(liveThread tracee: Tracee, pid: PID, savedRegisters: Registers, mask: UInt64, xstate: [UInt8],
+                trampoline: (start: RemoteAddress, syscall: RemoteAddress), stack: [MemoryRegion]) throws {
+        let frame = try ReturnFrame.install(pid: pid, tid: tracee.tid, registers: savedRegisters, mask: mask,
+                                            xstate: xstate, trampoline: trampoline, stack: stack)
+        self.tracee = tracee
+        self.pid = pid
+        self.savedRegisters = savedRegisters
+        self.syscallSite = frame.trampolineSyscall
+        self.scratch = frame.scratch
+        self.scratchSize = ReturnFrame.scratchSize
+        self.ownSignalMask = mask
+        self.returnFrame = frame
+    }
+
+    /// Gives a live thread its own mask, then its own registers (in this order: until the
+    /// second step its next instruction still returns it home through the frame), then erases
+    /// the frame. Never throws: a thread that vanished is no longer ours to resume.
+    public func release() {
+        guard let frame = returnFrame else { return }
+        returnFrame = nil
+        if let own = ownSignalMask { try? tracee.setSignalMask(own) }
+        try? tracee.setRegisters(savedRegisters)
+        try? frame.erase(pid: pid)
+    }
+
     /// Runs syscall `nr` in the tracee and returns its raw result (`-errno` on failure).
     public func rawCall(_ name: String, _ nr: Int, _ args: [UInt64]) throws -> Int64 {
-        var regs = savedRegisters
-        regs.rip = syscallSite.raw
-        regs.rax = UInt64(nr)
-        regs.origRax = UInt64.max
         let a = args + Array(repeating: 0, count: max(0, 6 - args.count))
-        regs.rdi = a[0]; regs.rsi = a[1]; regs.rdx = a[2]; regs.r10 = a[3]; regs.r8 = a[4]; regs.r9 = a[5]
-        if ownSignalMask != nil { try tracee.setSignalMask(~0) }
-        try tracee.setRegisters(regs)
+        func withArguments(_ r: Registers) -> Registers {
+            var r = r
+            r.rdi = a[0]; r.rsi = a[1]; r.rdx = a[2]; r.r10 = a[3]; r.r8 = a[4]; r.r9 = a[5]
+            return r
+        }
+        // Where the call starts, and where the thread stands once it returned.
+        let expectedExit: RemoteAddress
+        if let frame = returnFrame {
+            // rt_sigreturn until the entry stop, the wanted call from there on.
+            try tracee.setRegisters(frame.parked(savedRegisters))
+            if !parked, ownSignalMask != nil { try tracee.setSignalMask(~0) }
+            parked = true
+            expectedExit = frame.trampoline
+        } else {
+            var regs = withArguments(savedRegisters)
+            regs.rip = syscallSite.raw
+            regs.rax = UInt64(nr)
+            regs.origRax = UInt64.max
+            if ownSignalMask != nil { try tracee.setSignalMask(~0) }
+            try tracee.setRegisters(regs)
+            expectedExit = syscallSite + 2
+        }
         defer {
-            try? tracee.setRegisters(savedRegisters)
-            if let own = ownSignalMask { try? tracee.setSignalMask(own) }
+            if returnFrame == nil {
+                try? tracee.setRegisters(savedRegisters)
+                if let own = ownSignalMask { try? tracee.setSignalMask(own) }
+            }
         }
         injectedCount += 1
         try tracee.runToSyscallStop()
@@ -66,11 +115,22 @@ public final class RemoteTask {
             switch stop {
             case .syscall where !entered:
                 entered = true
+                if let frame = returnFrame {
+                    // One SETREGS switches number, arguments and return address together.
+                    var regs = withArguments(frame.parked(savedRegisters))
+                    guard try tracee.registers().origRax == 15 else {
+                        throw InjectionError(call: name, tid: tid, reason: "the thread entered another syscall than the trampoline's")
+                    }
+                    regs.origRax = UInt64(nr)
+                    regs.rip = frame.trampoline.raw
+                    try tracee.setRegisters(regs)
+                }
+                DiePoint.here("injected-call")
                 try tracee.runToSyscallStop()
             case .syscall:
                 let after = try tracee.registers()
-                guard after.rip == syscallSite.raw + 2 else {
-                    throw InjectionError(call: name, tid: tid, reason: "stopped at \(RemoteAddress(after.rip)), expected \(syscallSite + 2)")
+                guard after.rip == expectedExit.raw else {
+                    throw InjectionError(call: name, tid: tid, reason: "stopped at \(RemoteAddress(after.rip)), expected \(expectedExit)")
                 }
                 return after.result
             case .clone:

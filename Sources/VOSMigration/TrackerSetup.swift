@@ -1,7 +1,9 @@
 // The only moment dirty tracking stops the process: a userfaultfd is created inside it by an
 // injected userfaultfd(), duplicated into vos with pidfd_getfd, and closed again in the process
 // by an injected close() (probe 3: the duplicate keeps the context, bound to the process's mm).
-// Both calls take no memory argument, so the process's memory is not touched at all.
+// Both calls take no memory argument: the process's memory is touched only below its red zone
+// (the return frame, erased afterwards). Should vos die between the two calls, the process keeps
+// one extra fd, its userfaultfd, and nothing else.
 import CVOSShim
 import Glibc
 import VOSCheckpoint
@@ -13,18 +15,24 @@ enum TrackerSetup {
     /// the two injected calls and thawed before this returns, whatever happens.
     static func pullUserfaultfd(pid: PID) throws -> Userfaultfd {
         let regions = try MemoryMap.readRanges(pid: pid)
-        let site = try SyscallSite.find(pid: pid, in: regions)
+        let trampoline = SignalReturnSite.find(pid: pid, in: regions)
+        let site = try trampoline?.syscall ?? SyscallSite.find(pid: pid, in: regions)
         let frozen = try FrozenProcess(pid: pid)
         defer { frozen.thaw() }
         guard let main = frozen.threads.first(where: { $0.tid == pid }) else {
             throw MigrationError("cannot track pid \(pid)", reason: "its main thread is gone")
         }
         let regs = try main.registers()
-        // No call here reads or writes memory: the scratch area is never used.
-        let task = RemoteTask(tracee: main, pid: pid, savedRegisters: regs, syscallSite: site,
-                              scratch: RemoteAddress(regs.rsp), scratchSize: 0)
-        // Every signal blocked for each call only (a signal-delivery stop would break it).
-        task.ownSignalMask = try main.signalMask()
+        let mask = try main.signalMask()
+        // The thread returns home by itself if vos dies (see ReturnFrame); without a trampoline
+        // in the program, each call puts its registers back at once. Neither call reads or
+        // writes memory through the scratch area.
+        let task = try trampoline.map {
+            try RemoteTask(liveThread: main, pid: pid, savedRegisters: regs, mask: mask, xstate: try main.xstate(),
+                           trampoline: $0, stack: regions)
+        } ?? RemoteTask(tracee: main, pid: pid, savedRegisters: regs, syscallSite: site, scratch: RemoteAddress(regs.rsp), scratchSize: 0)
+        defer { task.release() }
+        task.ownSignalMask = mask
         let raw = try task.rawCall("userfaultfd(O_CLOEXEC|O_NONBLOCK)", Int(VOS_SYS_userfaultfd), [UInt64(O_CLOEXEC | O_NONBLOCK)])
         if raw < 0 {
             throw SyscallError(call: "userfaultfd(O_CLOEXEC|O_NONBLOCK)", errno: .init(rawValue: Int32(-raw)),

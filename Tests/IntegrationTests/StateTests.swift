@@ -74,12 +74,22 @@ struct StateTests {
 
     /// A checkpoint that leaves the process running changes nothing in it: dispositions (the
     /// SIGTRAP handler included: every injected call ends in a trap), masks, pending signals,
-    /// registers; it goes on ticking and checking its registers.
-    @Test func leaveRunningLeavesSignalsAndRegistersAlone() throws {
+    /// registers; it goes on ticking and checking its registers. The same when vos is killed
+    /// (issue 10) inside an injected call or between two: every thread, the one spinning on its
+    /// vector registers included, returns through its frame to exactly where it was.
+    @Test(arguments: [nil, "injected-call", "checkpoint-injecting"])
+    func leaveRunningLeavesSignalsAndRegistersAlone(killedAt point: String?) throws {
         let run = try StateRun()
         defer { run.f.cleanup() }
         let before = try ProcView(pid: run.pid)
-        try run.f.checkpoint(run.pid, run.image, leaveRunning: true)
+        if let point {
+            let r = try run.f.vos(["checkpoint", "--pid", String(run.pid), "--image", run.image, "--leave-running"],
+                                  environment: ["VOS_DIE_AT": point])
+            #expect(r.status == SIGKILL, "vos was not killed at \(point): \(r.status) \(r.stderr)")
+            #expect(waitUntil { TracerPID(run.pid) == 0 }, "the process is still traced")
+        } else {
+            try run.f.checkpoint(run.pid, run.image, leaveRunning: true)
+        }
         let after = try ProcView(pid: run.pid)
         #expect(
             after.signals == before.signals,

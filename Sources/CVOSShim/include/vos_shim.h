@@ -14,6 +14,8 @@
 
 /* ---- calls ---- */
 long vos_ptrace(long request, pid_t pid, unsigned long addr, unsigned long data);
+/* The cpuid instruction: eax, ebx, ecx, edx of leaf/subleaf into out. */
+void vos_cpuid_count(unsigned leaf, unsigned subleaf, unsigned out[4]);
 long vos_syscall6(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 int vos_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5);
 int vos_ioctl(int fd, unsigned long request, void *arg);
@@ -194,6 +196,32 @@ struct vos_itimerval {
 struct vos_itimerspec {
     int64_t interval_sec, interval_nsec, value_sec, value_nsec;
 };
+
+/* ---- What x86-64 rt_sigreturn reads at the stack pointer (arch/x86/include/uapi/asm/
+ * sigcontext.h, asm-generic/ucontext.h): the ucontext a signal handler returns through. The
+ * fpstate pointer names an xsave area in standard form whose software bytes (struct
+ * _fpx_sw_bytes at offset 464) give its size and features, followed by FP_XSTATE_MAGIC2. ---- */
+struct vos_sigcontext {
+    uint64_t r8, r9, r10, r11, r12, r13, r14, r15;
+    uint64_t rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags;
+    uint16_t cs, gs, fs, ss;
+    uint64_t err, trapno, oldmask, cr2, fpstate;
+    uint64_t reserved1[8];
+};
+struct vos_ucontext {
+    uint64_t uc_flags;
+    uint64_t uc_link;
+    struct vos_stack uc_stack;
+    struct vos_sigcontext uc_mcontext;
+    uint64_t uc_sigmask;
+};
+_Static_assert(sizeof(struct vos_sigcontext) == 256, "struct sigcontext_64");
+_Static_assert(sizeof(struct vos_ucontext) == 304, "struct ucontext");
+#define VOS_UC_FP_XSTATE 0x1
+#define VOS_UC_SIGCONTEXT_SS 0x2
+#define VOS_UC_STRICT_RESTORE_SS 0x4
+#define VOS_FP_XSTATE_MAGIC1 0x46505853u
+#define VOS_FP_XSTATE_MAGIC2 0x46505845u
 
 /* ---- userfaultfd (linux/userfaultfd.h: structs as in 6.1; WP_UNPOPULATED 6.4 and WP_ASYNC 6.7
  * are newer than the headers). Ioctl numbers spelled out: Swift cannot expand _IOWR. ---- */
