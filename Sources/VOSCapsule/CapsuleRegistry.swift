@@ -1,7 +1,9 @@
 // The local capsule registry: one directory per capsule under $VOS_STATE_DIR/capsules
-// (default /var/lib/vos), holding capsule.json, the log and the init's exit status.
+// (default /var/lib/vos), holding capsule.json, the log and the init's exit status; directories
+// 0700 and files 0600 whatever the umask.
 import Foundation
 import Glibc
+import VOSImage
 import VOSLinux
 
 public struct CapsuleError: Error, CustomStringConvertible, Sendable {
@@ -30,7 +32,7 @@ public struct CapsuleRegistry: Sendable {
     /// Reserves `name` (a directory created exclusively): fails if a capsule of that name exists.
     public func reserve(_ name: String) throws {
         try Self.validate(name: name)
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try PrivateFiles.makeDirectories(root)
         if mkdir(directory(name), 0o700) != 0 {
             if errno == EEXIST {
                 let state = (try? load(name)).map { $0.isRunning ? "running" : "exited" } ?? "being created"
@@ -43,7 +45,7 @@ public struct CapsuleRegistry: Sendable {
     public func save(_ record: CapsuleRecord) throws {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try e.encode(record).write(to: URL(fileURLWithPath: directory(record.name) + "/capsule.json"), options: .atomic)
+        try PrivateFiles.writeAtomically(directory(record.name) + "/capsule.json", Array(try e.encode(record)))
     }
 
     public func load(_ name: String) throws -> CapsuleRecord {

@@ -1,6 +1,7 @@
 // `vos run`: a new capsule (PID, UTS, IPC, mount and time namespaces) whose init starts CMD.
 import Foundation
 import Glibc
+import VOSImage
 import VOSLinux
 
 public enum CapsuleRunner {
@@ -35,7 +36,7 @@ public enum CapsuleRunner {
             if let net {
                 do {
                     try CapsuleNetwork.attach(net, pid: pid, connect: true)
-                    try Data().write(to: URL(fileURLWithPath: ready))
+                    try PrivateFiles.write(ready, [])
                 } catch {
                     kill(pid, SIGKILL)
                     var status: Int32 = 0

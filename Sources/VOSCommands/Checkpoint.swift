@@ -28,6 +28,7 @@ struct Checkpoint: ParsableCommand {
     }
 
     func run() throws {
+        try requireRoot("checkpoint", because: "it stops the process with ptrace and reads its memory and file descriptors")
         let s: CheckpointSummary
         if let capsule {
             s = try CapsuleImages.checkpoint(name: capsule, imageDirectory: image, leaveRunning: leaveRunning)

@@ -28,6 +28,7 @@ struct Restore: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
+        try requireRoot("restore", because: "it rebuilds the process with ptrace, clone3 at its saved PIDs and PR_SET_MM_MAP")
         // Wall time from before the image is read to the process running again.
         let start = Kernel.monotonicNanos()
         let reader = try Restorer.open(image)
@@ -48,10 +49,10 @@ struct Restore: ParsableCommand {
                 + "thread IDs the program cached (pthread_kill, robust and PI mutex owners) may be stale\n").utf8))
         }
         if let pidfile {
-            do { try "\(s.pid)\n".write(toFile: pidfile, atomically: true, encoding: .utf8) } catch {
+            do { try PrivateFiles.writeAtomically(pidfile, Array("\(s.pid)\n".utf8)) } catch {
                 // vos must not exit while pages are missing: its uffd would go, and they would read as zeros.
                 _ = try? server?.waitUntilComplete()
-                throw ValidationError("restored pid \(s.pid), but cannot write the pid file \(pidfile): \(error.localizedDescription)")
+                throw CleanError("restored pid \(s.pid), but cannot write the pid file \(pidfile): \(error)")
             }
         }
         if let server { return try waitForPages(server, summary: s) }
@@ -85,7 +86,11 @@ struct Restore: ParsableCommand {
     func restoreCapsule(_ reader: ImageReader, start: UInt64) throws {
         var (record, s) = try CapsuleImages.restore(image: reader, newName: name)
         s.milliseconds = Double(Kernel.monotonicNanos() - start) / 1e6
-        if let pidfile { try "\(s.rootHostPID)\n".write(toFile: pidfile, atomically: true, encoding: .utf8) }
+        if let pidfile {
+            do { try PrivateFiles.writeAtomically(pidfile, Array("\(s.rootHostPID)\n".utf8)) } catch {
+                throw CleanError("restored capsule \(record.name) (init pid \(s.rootHostPID)), but cannot write the pid file \(pidfile): \(error)")
+            }
+        }
         if output.json {
             print(try jsonString(s))
         } else {

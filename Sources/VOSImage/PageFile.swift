@@ -14,8 +14,10 @@ public final class PageFile: @unchecked Sendable {
     /// Creates the file with `size` bytes (a multiple of 4096) and maps it for writing. Fill it
     /// with `write(_:at:)`; storing through `base` is for small files only (SIGBUS if full).
     public static func create(path: String, size: UInt64) throws -> PageFile {
-        let fd = try checked("open(O_CREAT)", path) { Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600) }
+        let fd = try checked("open(O_CREAT)", path) { Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         do {
+            // 0600 whatever the umask, and for a file that existed with another mode.
+            try checked("fchmod(0600)", path) { fchmod(fd, 0o600) }
             // Not allocated up front: the dumpers' pwrite() reports a full file system as ENOSPC
             // (a store into the mapping would raise SIGBUS instead, hence `write(_:at:)`), and
             // posix_fallocate on tmpfs took ~245 ms per GiB before any copy could start; without

@@ -127,8 +127,8 @@ public enum CapsuleReceiver {
             try onMainThread { [server] in
                 result = try CapsuleImages.restore(image: image, newName: name, registry: registry, prepare: { directory in
                     // The output so far, at the same size: the restored fds' offsets point at its end.
-                    guard FileManager.default.createFile(atPath: registry.logPath(name), contents: Data(logBytes)) else {
-                        throw MigrationError("cannot write \(registry.logPath(name))", reason: String(cString: strerror(errno)))
+                    do { try PrivateFiles.write(registry.logPath(name), logBytes) } catch {
+                        throw MigrationError("cannot write \(registry.logPath(name))", cause: error)
                     }
                 }, lazy: server)
             }

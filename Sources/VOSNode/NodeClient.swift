@@ -1,5 +1,6 @@
 // The CLI's side of the control socket: one request per connection.
 import Foundation
+import Glibc
 import NIOCore
 import NIOPosix
 import VOSMigration
@@ -11,10 +12,26 @@ public struct NodeClient {
     public init(data: NodeData) { self.data = data }
 
     func connect() throws -> PeerLink {
-        guard FileManager.default.fileExists(atPath: data.controlSocket) else {
-            throw NodeError("no node daemon runs with data directory \(data.directory) (no \(data.controlSocket)): start one with `vos node start`")
+        // The socket is root-only (0600 in a 0700 directory): a user who may not reach it is
+        // told so, not that no daemon runs (a stat inside a directory we cannot enter fails too).
+        var s = stat()
+        if stat(data.controlSocket, &s) != 0 {
+            let e = errno
+            if e == EACCES || e == EPERM { throw Self.refusal(data.controlSocket) }
+            if e == ENOENT {
+                throw NodeError("no node daemon runs with data directory \(data.directory) (no \(data.controlSocket)): start one with `vos node start`")
+            }
+            throw NodeError("cannot reach the node daemon at \(data.controlSocket): stat: \(String(cString: strerror(e)))")
+        }
+        // Connecting needs write permission on the socket (checked for the effective uid).
+        if faccessat(AT_FDCWD, data.controlSocket, W_OK, AT_EACCESS) != 0 && (errno == EACCES || errno == EPERM) {
+            throw Self.refusal(data.controlSocket)
         }
         do { return try PeerLink.connect(unixPath: data.controlSocket, group: group) } catch { throw NodeError("\(error)") }
+    }
+
+    static func refusal(_ socket: String) -> NodeError {
+        NodeError("cannot reach the node daemon at \(socket): permission denied (only root may control the node)")
     }
 
     public func nodes() throws -> [NodeInfo] {

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import VOSCapsule
+import VOSImage
 import VOSMigration
 
 public final class NodeDaemon: @unchecked Sendable {
@@ -36,6 +37,11 @@ public final class NodeDaemon: @unchecked Sendable {
 
     /// Binds, joins through `seed` if given, then serves until killed.
     public func run(join seed: String?) throws -> Never {
+        // Everything the daemon creates (control socket, pid file, registry entries, logs of
+        // capsules that arrive) is its own only, whatever umask it was started with; restored
+        // processes get their saved umask back.
+        umask(0o077)
+        try data.secure()
         // Frames are MiB-sized arrays made and freed continuously: from glibc's heap, not fresh
         // mmaps (each would cost a page fault per 4 KiB and an munmap; measured 3x slower).
         mallopt(M_MMAP_THRESHOLD, 256 << 20)
@@ -55,8 +61,13 @@ public final class NodeDaemon: @unchecked Sendable {
             }
         }
         _ = try Listener.unix(path: data.controlSocket, group: group) { [self] link in serveControl(link) }
-        chmod(data.controlSocket, 0o600)
-        try? "\(getpid())\n".write(toFile: data.pidFile, atomically: true, encoding: .utf8)
+        // Root only: the data directory is 0700 and the socket itself 0600 (bound under umask 077).
+        if chmod(data.controlSocket, 0o600) != 0 {
+            throw NodeError("cannot make the control socket \(data.controlSocket) root-only: chmod(0600): \(String(cString: strerror(errno)))")
+        }
+        do { try PrivateFiles.writeAtomically(data.pidFile, Array("\(getpid())\n".utf8)) } catch {
+            logger.warning("cannot write the pid file \(data.pidFile): \(error)")
+        }
         logger.info("node \(me.name) listening on \(address), cluster \(me.key.fingerprint), capsules in \(registry.root)")
         let beats = Thread { [self] in
             while true {

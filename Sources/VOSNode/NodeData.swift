@@ -2,6 +2,8 @@
 // the control socket the local CLI talks through, and the capsule registry of this node.
 import Foundation
 import Glibc
+import VOSImage
+import VOSLinux
 import VOSMigration
 
 public struct NodeData: Sendable {
@@ -21,19 +23,35 @@ public struct NodeData: Sendable {
     /// VOS_STATE_DIR of the capsules this node runs (`vos run` with it set runs one here).
     public var stateDirectory: String { directory + "/state" }
 
+    /// Refuses a directory another user owns or others may enter: it holds the cluster key,
+    /// and its mode is what keeps the control socket root-only. A directory of ours that is
+    /// open to others (made by hand, or by an older vos) is closed (0700).
+    public func secure() throws {
+        var s = stat()
+        guard stat(directory, &s) == 0 else {
+            throw NodeError("cannot use the node data directory \(directory): stat: \(String(cString: strerror(errno)))")
+        }
+        guard s.st_uid == geteuid() else {
+            throw NodeError("the node data directory \(directory) belongs to uid \(s.st_uid), not to uid \(geteuid()) running the node: "
+                + "another user could reach the control socket and the cluster key")
+        }
+        if s.st_mode & 0o077 != 0 && chmod(directory, PrivateFiles.directoryMode) != 0 {
+            throw NodeError("cannot make the node data directory \(directory) private: chmod(0700): \(String(cString: strerror(errno)))")
+        }
+    }
+
     public var isInitialised: Bool { FileManager.default.fileExists(atPath: stateDirectory) }
 
     /// Creates the directory; with `key` (a joining node's token) or a new key (a new cluster).
     public func initialise(key: ClusterKey?) throws -> ClusterKey {
         if isInitialised { throw NodeError("\(directory) is already a node's data directory") }
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
-            chmod(directory, 0o700)
-            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            // Every directory made 0700 whatever the umask; one that existed becomes 0700 too.
+            try PrivateFiles.makeDirectories(directory)
+            try checked("chmod(0700)", directory) { chmod(directory, PrivateFiles.directoryMode) }
+            try PrivateFiles.makeDirectories(stateDirectory)
         } catch {
-            throw NodeError("cannot create the node data directory \(directory): \(error.localizedDescription)")
+            throw NodeError("cannot create the node data directory \(directory): \(error)")
         }
         let k = key ?? ClusterKey.generate()
         try k.save(path: keyPath)

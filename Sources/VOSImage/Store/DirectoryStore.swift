@@ -1,11 +1,13 @@
-// An image directory: one file per part.
+// An image directory: one file per part. Directories it makes are 0700 and its files 0600,
+// whatever the umask (`PrivateFiles`): an image holds a process's whole memory.
 import Foundation
 import VOSLinux
 
 public final class DirectoryStore: ImageStore {
     public let directory: String
     private var created: [String] = []
-    private var createdDirectory = false
+    /// Directories made for this image, outermost first.
+    private var createdDirectories: [String] = []
 
     public var location: String { directory }
 
@@ -26,8 +28,7 @@ public final class DirectoryStore: ImageStore {
             guard isDir.boolValue else { throw ImageError.cannotWrite(directory, reason: "it exists and is not a directory") }
         } else {
             do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                createdDirectory = true
+                createdDirectories = try PrivateFiles.makeDirectories(directory)
             } catch {
                 throw ImageError.cannotWrite(directory, reason: ImageWriter.reason(error))
             }
@@ -52,7 +53,7 @@ public final class DirectoryStore: ImageStore {
     public func write(_ part: String, _ bytes: [UInt8]) throws {
         let p = path(part)
         created.append(p)
-        do { try Data(bytes).write(to: URL(fileURLWithPath: p)) } catch {
+        do { try PrivateFiles.write(p, bytes) } catch {
             throw ImageError.cannotWrite(p, reason: ImageWriter.reason(error))
         }
     }
@@ -70,6 +71,6 @@ public final class DirectoryStore: ImageStore {
 
     public func discard() {
         for p in created { unlink(p) }
-        if createdDirectory { rmdir(directory) }
+        for d in createdDirectories.reversed() { rmdir(d) }
     }
 }
