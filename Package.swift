@@ -65,7 +65,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "vos", dependencies: ["VOSCommands"]),
+        .executableTarget(name: "vos", dependencies: ["VOSCommands", "VOSCheckpoint"]),
         .executableTarget(
             name: "vos-bench",
             dependencies: [

@@ -13,7 +13,7 @@ public enum CapsuleImages {
             root: record.initPID, imageDirectory: imageDirectory, leaveRunning: leaveRunning,
             capsule: (record.name, record.hostname, record.command, record.tty),
             network: record.network.map { n in
-                CheckpointNetwork(info: n, cut: { try CapsuleNetwork.setConnected(n, false) },
+                CheckpointNetwork(info: n, interface: CapsuleNetwork.hostInterface(n), cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
             })
     }

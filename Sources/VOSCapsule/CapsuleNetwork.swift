@@ -144,7 +144,11 @@ public enum CapsuleNetwork {
 
     /// Host end up (connect) or down (cut: the capsule's kernel no longer sees or acknowledges anything).
     public static func setConnected(_ n: CapsuleNetworkInfo, _ up: Bool) throws {
-        try ip(["link", "set", hostInterface(n), up ? "up" : "down"])
+        try setInterface(hostInterface(n), up: up)
+    }
+
+    public static func setInterface(_ name: String, up: Bool) throws {
+        try ip(["link", "set", name, up ? "up" : "down"])
     }
 
     /// `vos stop` and `vos rm`: removes the veth of capsule `name` unless another running capsule

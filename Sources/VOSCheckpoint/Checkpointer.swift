@@ -53,6 +53,9 @@ public enum Checkpointer {
             throw CheckpointError("\(what) while freezing it", cause: error)
         }
         let frozenAt = Kernel.monotonicNanos()
+        // Its TCP sockets go into repair mode: a guardian takes them out should vos die.
+        let guardian = (try? FileTable.list(pid: pid)).map(FileTable.holdsSockets) == true ? Guardian.start(pids: [pid], interface: nil) : nil
+        defer { guardian?.dismiss() }
         do {
             let (record, pages) = try collect(pid: pid, frozen: frozen, stat: stat, writer: writer)
             try FaultInjection.check("checkpoint-before-manifest")
@@ -156,6 +159,7 @@ public enum Checkpointer {
         try FaultInjection.check("checkpoint-after-memory")
 
         let fileRecords = try FileTable.dump(files, pid: pid, blobs: BlobWriter(image: writer))
+        DiePoint.here("checkpoint-sockets-dumped")  // TCP sockets in repair mode, a capsule's network cut
         let record = ProcessRecord(
             pid: pid, commandLine: ProcessState.commandLine(pid: pid),
             executable: (try? ProcFile.link("/proc/\(pid)/exe")) ?? "", name: stat.comm, threads: threads,

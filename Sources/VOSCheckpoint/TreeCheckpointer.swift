@@ -34,10 +34,12 @@ public enum TreeCheckpointer {
         let start = Kernel.monotonicNanos()
         let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
         var frozen: [FrozenProcess] = []
+        var guardian: Guardian?
         func undo() {
             TCPSocket.leaveRepair(pids: frozen.map(\.pid))
             for f in frozen.reversed() { f.thaw() }
             network?.reconnect()
+            guardian?.dismiss()
             writer.discard()
         }
         do {
@@ -62,12 +64,15 @@ public enum TreeCheckpointer {
             let ipc = try step("\(what) while saving its System V IPC objects") {
                 try SysVObjects.save(root: root, writer: writer, innerPIDs: Dictionary(members.map { ($0.hostPID, $0.shape.pid) }) { a, _ in a })
             }
+            let files = try FileTable.list(pids: members.filter { !$0.isZombie }.map(\.hostPID))
+            if network != nil || files.values.contains(where: FileTable.holdsSockets) {
+                guardian = Guardian.start(pids: frozen.map(\.pid), interface: network?.interface)
+            }
             // Before any socket is dumped: the old kernel must stop acknowledging data (probe 13).
             try network.map { n in try step("\(what) while cutting its network off") { try n.cut() } }
 
             var records: [ProcessRecord] = []
             var bytes: UInt64 = 0
-            let files = try FileTable.list(pids: members.filter { !$0.isZombie }.map(\.hostPID))
             for m in members where !m.isZombie {
                 guard let f = frozen.first(where: { $0.pid == m.hostPID }) else { continue }
                 let stat = try ProcStat.read("/proc/\(m.hostPID)/stat")
@@ -99,7 +104,7 @@ public enum TreeCheckpointer {
             info?.network = network?.info
             try FaultInjection.check("checkpoint-before-manifest")
             try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info, ipc: ipc), root: records[0], machine: MachineInfo.current())
-            let held = HeldTree(frozen: frozen, network: network)
+            let held = HeldTree(frozen: frozen, network: network, guardian: guardian)
             let thawed = Kernel.monotonicNanos()
             switch ending {
             case .thaw: held.thaw()
@@ -159,10 +164,13 @@ public enum TreeCheckpointer {
 public final class HeldTree {
     private var frozen: [FrozenProcess]
     private let network: CheckpointNetwork?
+    /// Undoes the network cut and the sockets' repair mode should vos die while it holds the tree.
+    private let guardian: Guardian?
 
-    init(frozen: [FrozenProcess], network: CheckpointNetwork?) {
+    init(frozen: [FrozenProcess], network: CheckpointNetwork?, guardian: Guardian?) {
         self.frozen = frozen
         self.network = network
+        self.guardian = guardian
     }
 
     public var pids: [PID] { frozen.map(\.pid) }
@@ -171,6 +179,7 @@ public final class HeldTree {
         TCPSocket.leaveRepair(pids: frozen.map(\.pid))
         for f in frozen.reversed() { f.thaw() }
         network?.reconnect()
+        guardian?.dismiss()
         frozen = []
     }
 
@@ -181,6 +190,7 @@ public final class HeldTree {
         for f in frozen { try? Kernel.kill(f.pid, SIGKILL) }
         for f in frozen.dropFirst() { f.kill() }
         frozen.first?.kill()
+        guardian?.dismiss()
         frozen.first?.waitUntilReaped()
         frozen = []
     }
@@ -190,11 +200,14 @@ public final class HeldTree {
 /// after the freeze, reconnected when the capsule goes on (`--leave-running`, or a failure).
 public struct CheckpointNetwork {
     public var info: CapsuleNetworkInfo
+    /// The capsule's host-side veth, which `cut` takes down (a guardian brings it up if vos dies).
+    public var interface: String
     public var cut: () throws -> Void
     public var reconnect: () -> Void
 
-    public init(info: CapsuleNetworkInfo, cut: @escaping () throws -> Void, reconnect: @escaping () -> Void) {
+    public init(info: CapsuleNetworkInfo, interface: String, cut: @escaping () throws -> Void, reconnect: @escaping () -> Void) {
         self.info = info
+        self.interface = interface
         self.cut = cut
         self.reconnect = reconnect
     }

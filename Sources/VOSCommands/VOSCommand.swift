@@ -6,7 +6,7 @@ public struct VOSCommand: ParsableCommand {
         commandName: "vos",
         abstract: "Checkpoint, restore and move running Linux programs.",
         subcommands: [Run.self, PS.self, Logs.self, Attach.self, Stop.self, Remove.self, Checkpoint.self, Restore.self, Inspect.self, NodeCommand.self, Nodes.self, Migrate.self,
-                      CapsuleInitCommand.self])
+                      CapsuleInitCommand.self, GuardCommand.self])
 
     public init() {}
 }

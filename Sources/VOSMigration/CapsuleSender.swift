@@ -51,7 +51,7 @@ public enum CapsuleSender {
             root: record.initPID, writer: ImageWriter(store: store), ending: .hold,
             capsule: (record.name, record.hostname, record.command, record.tty),
             network: record.network.map { n in
-                CheckpointNetwork(info: n, cut: { try CapsuleNetwork.setConnected(n, false) },
+                CheckpointNetwork(info: n, interface: CapsuleNetwork.hostInterface(n), cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
             },
             pages: preCopy?.saver() ?? deferred)

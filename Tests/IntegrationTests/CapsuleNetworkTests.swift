@@ -31,12 +31,12 @@ final class NetworkFixture {
     }
     var gateway: String { address(1) }
 
-    func vos(_ args: [String]) throws -> CommandResult {
+    func vos(_ args: [String], environment: [String: String] = [:]) throws -> CommandResult {
         try f.vos(
             args,
             environment: [
                 "VOS_STATE_DIR": f.path("state"), "VOS_BRIDGE": bridge, "VOS_BRIDGE_ADDRESS": gateway + "/24",
-            ])
+            ].merging(environment) { $1 })
     }
 
     /// `vos run --net` that must succeed; the capsule's processes are adopted for cleanup.
@@ -290,6 +290,32 @@ struct CapsuleNetworkTests {
             waitUntil(15) { echoes(out).count >= running + 20 || echoes(out).error != nil }, "\(lines(out).suffix(3))")
 
         try expectConnectionSurvives(n, capsule: "echo", echoes: out)
+    }
+
+    /// Issue 10: vos killed (kill -9) after it cut the capsule's network and put its connection
+    /// in repair mode: its guardian brings both back, and the client's exchange goes on.
+    @Test func killedCheckpointGivesTheConnectionBack() throws {
+        let n = try NetworkFixture()
+        defer { n.cleanup() }
+        let server = try n.script("server.py", echoServer)
+        try n.run("echo", ip: 21, [python3, server, "0.0.0.0", "7000"])
+        let out = n.f.path("client.txt")
+        let client = try n.script("client.py", echoClient)
+        try #require(waitUntil(10) { shell("/usr/bin/python3", ["-c", "import socket; socket.create_connection(('\(n.address(21))', 7001), 1)"]).stderr.contains("refused") },
+                     "the capsule is not reachable")
+        _ = try n.f.start(python3, [client, n.address(21), "7000"], stdout: out)
+        try #require(waitUntil { echoes(out).count >= 20 }, "the client never got going: \(lines(out))")
+        for leaveRunning in [true, false] {
+            let r = try n.vos(["checkpoint", "echo", "--image", n.f.path("img-\(leaveRunning)")] + (leaveRunning ? ["--leave-running"] : []),
+                              environment: ["VOS_DIE_AT": "checkpoint-sockets-dumped"])
+            #expect(r.status == SIGKILL, "vos was not killed: \(r.status) \(r.stderr)")
+            let count = echoes(out).count
+            #expect(waitUntil(15) { echoes(out).count >= count + 20 || echoes(out).error != nil },
+                    "the exchange stopped after the killed checkpoint: \(lines(out).suffix(3))")
+            #expect(echoes(out).error == nil && echoes(out).continuous, "\(lines(out).suffix(3))")
+            let state = try String(contentsOfFile: "/sys/class/net/\(n.veth(21))/operstate", encoding: .utf8)
+            #expect(state.hasPrefix("up"), "the capsule's veth is \(state)")
+        }
     }
 
     /// A stream in flight in both directions (queues full of unread, unsent and unacknowledged

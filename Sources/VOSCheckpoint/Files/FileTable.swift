@@ -8,6 +8,9 @@ import VOSLinux
 
 enum FileTable {
     /// Every fd of `pid` with what /proc says about it.
+    /// Whether any of `files` is a socket (TCP ones are dumped in repair mode).
+    static func holdsSockets(_ files: [OpenFile]) -> Bool { files.contains { $0.link.hasPrefix("socket:") } }
+
     static func list(pid: PID) throws -> [OpenFile] { try list(pids: [pid])[pid] ?? [] }
 
     /// Every fd of each process; pipe ends are paired across all of them (a tree's pipes).
