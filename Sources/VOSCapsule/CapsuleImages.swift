@@ -31,6 +31,7 @@ public enum CapsuleImages {
         // directory holds the log the restored processes write to.
         let reuse = (try? registry.load(name)).map { !$0.isRunning } ?? false
         if !reuse { try registry.reserve(name) }
+        DiePoint.here("capsule-restore-reserved")
         do {
             try prepare(registry.directory(name))
             // The same address and MAC on the bridge, in a new network namespace; its port comes
@@ -38,20 +39,25 @@ public enum CapsuleImages {
             if let n = info.network { try CapsuleNetwork.checkFree(n.address, name: name, registry: registry, restoring: true) }
             let namespaces = info.network == nil ? CapsuleRunner.namespaces : CapsuleRunner.namespaces.union(.net)
             let summary: TreeRestoreSummary
+            var record: CapsuleRecord?
             do {
                 summary = try TreeRestorer.restore(image: image, namespaces: namespaces, hostname: info.hostname, prepare: { pid in
                     if let n = info.network { try CapsuleNetwork.attach(n, pid: pid, connect: false) }
+                    // Registered before anything runs: should vos die after the release, the
+                    // capsule is in the registry; before it, the entry names a dead init.
+                    var r = CapsuleRecord(
+                        name: name, hostname: info.hostname, command: info.command, initPID: pid,
+                        pidNamespace: Namespaces.identity(of: pid, "pid") ?? "", created: Date().timeIntervalSince1970,
+                        tty: info.tty ?? false, ip: info.network?.address)
+                    r.network = info.network
+                    try registry.save(r)
+                    record = r
                 }, lazy: lazy)
             } catch {
                 if let n = info.network { CapsuleNetwork.detach(n) }
                 throw error
             }
-            var record = CapsuleRecord(
-                name: name, hostname: info.hostname, command: info.command, initPID: summary.rootHostPID,
-                pidNamespace: Namespaces.identity(of: summary.rootHostPID, "pid") ?? "", created: Date().timeIntervalSince1970,
-                tty: info.tty ?? false, ip: info.network?.address)
-            record.network = info.network
-            try registry.save(record)
+            guard let record else { throw CapsuleError("the restore of \(name) registered no capsule") }
             if let n = info.network {
                 // The processes run already: a failure here leaves them reachable later at worst.
                 try? CapsuleNetwork.setConnected(n, true)

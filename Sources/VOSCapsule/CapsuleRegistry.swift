@@ -29,17 +29,45 @@ public struct CapsuleRegistry: Sendable {
         if !ok { throw CapsuleError("invalid capsule name \"\(name)\": use 1-64 letters, digits, '-', '_' or '.'") }
     }
 
-    /// Reserves `name` (a directory created exclusively): fails if a capsule of that name exists.
+    /// Reserves `name`: fails if a capsule of that name exists. The entry is made whole under a
+    /// temporary name, saying which vos reserved it, then renamed into place; so an entry left
+    /// by a vos killed before it saved the capsule is told from one being made right now, and
+    /// taken over.
     public func reserve(_ name: String) throws {
         try Self.validate(name: name)
         try PrivateFiles.makeDirectories(root)
-        if mkdir(directory(name), 0o700) != 0 {
-            if errno == EEXIST {
-                let state = (try? load(name)).map { $0.isRunning ? "running" : "exited" } ?? "being created"
-                throw CapsuleError("a capsule named \"\(name)\" already exists (\(state)); remove it with `vos rm \(name)` or pick another name")
+        let temporary = root + "/.reserving-\(getpid())-\(name)"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try PrivateFiles.makeDirectories(temporary)
+        defer { try? FileManager.default.removeItem(atPath: temporary) }
+        try PrivateFiles.write(temporary + "/reserved-by", Array(Self.identity(of: getpid()).utf8))
+        for attempt in 0..<2 {
+            if rename(temporary, directory(name)) == 0 { return }
+            guard errno == EEXIST || errno == ENOTEMPTY else {
+                throw CapsuleError("cannot create \(directory(name)): \(String(cString: strerror(errno)))")
             }
-            throw CapsuleError("cannot create \(directory(name)): \(String(cString: strerror(errno)))")
+            if attempt == 0 && isAbandoned(name) {
+                try? FileManager.default.removeItem(atPath: directory(name))
+                continue
+            }
+            break
         }
+        let state = (try? load(name)).map { $0.isRunning ? "running" : "exited" } ?? "being created"
+        throw CapsuleError("a capsule named \"\(name)\" already exists (\(state)); remove it with `vos rm \(name)` or pick another name")
+    }
+
+    /// An entry without capsule.json whose reserving vos is gone.
+    func isAbandoned(_ name: String) -> Bool {
+        let dir = directory(name)
+        guard !FileManager.default.fileExists(atPath: dir + "/capsule.json"),
+            let owner = FileManager.default.contents(atPath: dir + "/reserved-by").map({ String(decoding: $0, as: UTF8.self) })
+        else { return false }
+        return owner != Self.identity(of: PID(owner.split(separator: " ").first ?? "") ?? 0)
+    }
+
+    /// "PID STARTTIME" (clock ticks after boot): a PID used again by another process differs.
+    static func identity(of pid: PID) -> String {
+        (try? ProcStat.read("/proc/\(pid)/stat")).map { "\(pid) \($0.number(22))" } ?? ""
     }
 
     public func save(_ record: CapsuleRecord) throws {

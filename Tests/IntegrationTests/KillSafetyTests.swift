@@ -109,6 +109,61 @@ struct KillSafetyTests {
             + "\(survived) left a whole running process, the others nothing")
     }
 
+    /// A capsule restore killed at random moments leaves nothing (no process, so no namespace:
+    /// they die with their last process) or the whole capsule running; and a name reserved by a
+    /// killed restore is free again for the next one.
+    @Test func capsuleRestoreKilledAtRandomMoments() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let out = f.path("counter.txt")
+        let run = try f.vos(["run", "--name", "c", "--", Products.path("vos-test-counter"), out])
+        try #require(run.status == 0, "vos run: \(run.stderr)")
+        try #require(waitUntil { counterSequence(out).values.count >= 10 }, "the capsule does not count")
+        let image = f.path("img")
+        let cp = try f.vos(["checkpoint", "c", "--image", image])
+        try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
+        try #require(waitUntil(5) { processesMarked(f.directory).isEmpty }, "the checkpointed capsule still runs")
+        let saved = counterSequence(out).values.last!
+
+        // Killed right after reserving a new name: the name is not left taken.
+        let reserved = try runVOS(f, ["restore", image, "--name", "copy"], dieAt: "capsule-restore-reserved")
+        #expect(reserved.0 == SIGKILL, "vos was not killed: \(reserved)")
+        let clock = Date()
+        let copy = try f.vos(["restore", image, "--name", "copy"])
+        let whole = Date().timeIntervalSince(clock)
+        try #require(copy.status == 0, "the name reserved by a killed restore stays taken: \(copy.stderr)")
+        #expect(try f.vos(["stop", "copy"]).status == 0)
+        try #require(waitUntil(5) { _ = reapChildren(); return processesMarked(f.directory).isEmpty }, "capsule copy does not stop")
+
+        var rng = SystemRandomNumberGenerator()
+        var survived = 0
+        for round in 0..<Soak.count(quick: 10, soak: 100) {
+            let linesBefore = lines(out).count
+            let delay = Double.random(in: 0...(whole * 1.2), using: &rng)
+            let (status, stderr) = try runVOS(f, ["restore", image], killAfter: delay)
+            try #require(status == SIGKILL || status == 0, "round \(round): restore failed: \(stderr)")
+            // Either it counts, or every process of it is gone.
+            _ = waitUntil(5) { _ = reapChildren(); return processesMarked(f.directory).isEmpty || lines(out).count >= linesBefore + 10 }
+            let cameUp = lines(out).count > linesBefore
+            if cameUp {
+                // The whole capsule, registered: it counts on from where it was saved.
+                survived += 1
+                try #require(waitUntil { lines(out).count >= linesBefore + 10 }, "round \(round): the restored capsule does not count")
+                let ps = try f.vos(["ps", "--json"]).stdout
+                try #require(ps.contains("\"running\""), "round \(round): a running capsule is not in the registry: \(ps)")
+                let fresh = Array(counterSequence(out).values.dropFirst(linesBefore).prefix(10))
+                try #require(fresh == Array(saved + 1...saved + fresh.count), "round \(round): went on with \(fresh), saved at \(saved)")
+                let stop = try f.vos(["stop", "c"])
+                try #require(stop.status == 0, "round \(round): vos stop: \(stop.stderr)")
+            }
+            let gone = waitUntil(5) { _ = reapChildren(); return processesMarked(f.directory).isEmpty }
+            try #require(gone, "round \(round): processes left: \(describe(processesMarked(f.directory)))")
+            if !cameUp { #expect(!(try f.vos(["ps", "--json"]).stdout.contains("\"running\"")), "round \(round): a capsule that is gone is said to run") }
+        }
+        print("kill -9 of a capsule restore at \(Soak.count(quick: 10, soak: 100)) random moments within \(Int(whole * 1200)) ms: "
+            + "\(survived) left the whole capsule running, the others nothing")
+    }
+
     // MARK: helpers
 
     func checkpointArguments(_ pid: PID, _ image: String, _ leaveRunning: Bool) -> [String] {
