@@ -18,6 +18,7 @@ public enum ImageError: Error, CustomStringConvertible, Sendable {
         case .badMagic(let m): "not a vOS image: the manifest's magic is \"\(m)\", expected \"\(ImageManifest.magicValue)\""
         case .unsupportedVersion(let f, let s):
             "image format \(f) was written by a newer vOS; this vOS reads format \(s.major).x and older"
+        case .truncated(let p, let e, let f) where f > e: "image is damaged: \(p) has \(f) bytes, more than the \(e) the manifest says"
         case .truncated(let p, let e, let f): "image is truncated: \(p) has \(f) bytes, the manifest says \(e)"
         case .checksumMismatch(let p, let d): "image is corrupted: checksum of \(p) does not match (\(d))"
         case .undecodable(let p, let r): "image is corrupted: cannot decode \(p): \(r)"
