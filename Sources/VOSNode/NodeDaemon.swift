@@ -46,6 +46,11 @@ public final class NodeDaemon: @unchecked Sendable {
         // mmaps (each would cost a page fault per 4 KiB and an munmap; measured 3x slower).
         mallopt(M_MMAP_THRESHOLD, 256 << 20)
         mallopt(M_TRIM_THRESHOLD, 1 << 30)
+        // Untrimmed, every arena keeps its high-water mark; each connection gets a thread of its
+        // own, and glibc gives threads that run at once arenas of their own (up to 8 per CPU):
+        // the daemon grew with each new overlap (soak, 200 migrations: still +5 MiB in the last
+        // 100). Two arenas hold what a migration needs.
+        mallopt(M_ARENA_MAX, 2)
         let (host, port) = NodeInfo.split(address)!
         _ = try Listener.tcp(host: host, port: port, group: group) { [self] link in servePeer(link) }
         if let seed {
