@@ -116,6 +116,9 @@ struct ImageView: Encodable {
         var s = "image format \(formatVersion), written by vos \(toolVersion) at \(created)\n"
         s += "machine: Linux \(machine.kernelRelease) \(machine.architecture), \(machine.cpuModel)\n"
         s += "cpu features: \(machine.cpuFeatures.joined(separator: " "))\n"
+        if let x = machine.xsaveFeatures, let size = machine.xsaveSize {
+            s += "xsave components: 0x\(String(x, radix: 16)), \(size) bytes\n"
+        }
         if let c = capsule {
             s += "capsule: \(c.name), hostname \(c.hostname)\(c.tty == true ? ", with a terminal" : ""), command \(c.command.joined(separator: " "))\n"
         }

@@ -1,4 +1,4 @@
-// `vos restore DIR [--pidfile FILE] [--new-pid] [--lazy] [--name NEWNAME] [--json]`
+// `vos restore DIR [--pidfile FILE] [--new-pid] [--lazy] [--name NEWNAME] [--ignore-cpu FEATURE]... [--json]`
 import ArgumentParser
 import Foundation
 import VOSCapsule
@@ -25,6 +25,9 @@ struct Restore: ParsableCommand {
     @Option(help: "For a capsule image: the name of the restored capsule (default: the saved one).")
     var name: String?
 
+    @Option(name: .customLong("ignore-cpu"), help: "Restore although this machine lacks a CPU feature the image's machine had (the program must not use it). Repeatable.")
+    var ignoreCPU: [String] = []
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
@@ -32,6 +35,9 @@ struct Restore: ParsableCommand {
         // Wall time from before the image is read to the process running again.
         let start = Kernel.monotonicNanos()
         let reader = try Restorer.open(image)
+        for warning in try MachineCompatibility.check(reader, ignoring: Set(ignoreCPU)) {
+            FileHandle.standardError.write(Data("warning: \(warning)\n".utf8))
+        }
         if reader.tree?.capsule != nil {
             if lazy { throw ValidationError("--lazy restores a single process; a capsule image is restored whole (without --lazy)") }
             return try restoreCapsule(reader, start: start)

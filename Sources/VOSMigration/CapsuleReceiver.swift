@@ -111,6 +111,7 @@ public enum CapsuleReceiver {
                 }
             }
             let image = try ImageReader(store: store, authenticated: true)
+            for warning in try MachineCompatibility.check(image) { note("warning: \(warning)") }
             image.pathRewrites[request.sourceLog] = registry.logPath(name)
             // Live: memory is here already, but copying it all before the capsule runs would
             // be the downtime: it runs at once and fills itself from the received pages.

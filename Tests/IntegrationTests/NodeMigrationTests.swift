@@ -315,9 +315,10 @@ func imageBytesHeld(by pid: PID) -> UInt64 {
     return total
 }
 
-/// Whether an error says the peer hung up: an orderly close, or a reset when it closed with our
-/// unread frames still queued (which of the two a client sees depends on timing).
+/// Whether an error says the peer hung up: an orderly close, a reset when it closed with our
+/// unread frames still queued, or a send that found the connection gone (which one a client
+/// sees depends on timing). Not a timeout: a peer that stays silent has not refused.
 func isHangUp(_ error: (any Error)?) -> Bool {
     let text = "\(error.map { "\($0)" } ?? "")"
-    return text.contains("closed") || text.contains("reset by peer")
+    return text.contains("closed") || text.contains("reset by peer") || text.contains("connection was lost")
 }

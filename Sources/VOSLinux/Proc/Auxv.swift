@@ -1,4 +1,5 @@
 // /proc/PID/auxv and the machine description an image records.
+import CVOSShim
 
 public enum Auxv {
     /// Raw (type, value) pairs, up to and including AT_NULL.
@@ -21,12 +22,19 @@ public struct MachineInfo: Codable, Sendable, Equatable {
     public var architecture: String
     public var cpuModel: String
     public var cpuFeatures: [String]
+    /// The xsave components the CPU supports (cpuid 0xD.0: XCR0's possible bits) and the size
+    /// of their xsave area; absent in images of older versions.
+    public var xsaveFeatures: UInt64?
+    public var xsaveSize: UInt32?
 
-    public init(kernelRelease: String, architecture: String, cpuModel: String, cpuFeatures: [String]) {
+    public init(kernelRelease: String, architecture: String, cpuModel: String, cpuFeatures: [String],
+                xsaveFeatures: UInt64? = nil, xsaveSize: UInt32? = nil) {
         self.kernelRelease = kernelRelease
         self.architecture = architecture
         self.cpuModel = cpuModel
         self.cpuFeatures = cpuFeatures
+        self.xsaveFeatures = xsaveFeatures
+        self.xsaveSize = xsaveSize
     }
 
     /// This machine, from uname and /proc/cpuinfo (the first CPU's model and flags).
@@ -41,6 +49,9 @@ public struct MachineInfo: Codable, Sendable, Equatable {
                 flags = line[line.index(after: c)...].split(separator: " ").map(String.init)
             }
         }
-        return MachineInfo(kernelRelease: Kernel.release(), architecture: Kernel.machine(), cpuModel: model, cpuFeatures: flags)
+        var r: [UInt32] = [0, 0, 0, 0]
+        vos_cpuid_count(0xd, 0, &r)
+        return MachineInfo(kernelRelease: Kernel.release(), architecture: Kernel.machine(), cpuModel: model, cpuFeatures: flags,
+                           xsaveFeatures: UInt64(r[0]) | UInt64(r[3]) << 32, xsaveSize: r[2])
     }
 }
