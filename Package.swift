@@ -30,7 +30,7 @@ let package = Package(
                 "VOSLinux", "VOSInjection", "VOSImage", "CVOSShim",
             ]
         ),
-        .target(name: "VOSCapsule", dependencies: ["VOSCheckpoint", "VOSImage", "VOSLinux", "CVOSShim"]),
+        .target(name: "VOSCapsule", dependencies: ["VOSCheckpoint", "VOSImage", "VOSLinux", "CVOSShim", .product(name: "Crypto", package: "swift-crypto")]),
         // Live migration: dirty tracking, pre-copy, post-copy pages, the authenticated transport.
         .target(
             name: "VOSMigration",

@@ -5,7 +5,7 @@ import VOSImage
 import VOSLinux
 
 public enum CapsuleImages {
-    public static func checkpoint(name: String, imageDirectory: String, leaveRunning: Bool,
+    public static func checkpoint(name: String, imageDirectory: String, leaveRunning: Bool, carryBase: Bool = false,
                                   registry: CapsuleRegistry = .init()) throws -> CheckpointSummary {
         let record = try registry.load(name)
         guard record.isRunning else { throw CapsuleError("cannot checkpoint capsule \"\(name)\": it is not running") }
@@ -15,7 +15,19 @@ public enum CapsuleImages {
             network: record.network.map { n in
                 CheckpointNetwork(info: n, interface: CapsuleNetwork.hostInterface(n), cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
-            })
+            },
+            filesystem: checkpointFilesystem(record, registry: registry, carryBase: carryBase))
+    }
+
+    /// How a capsule with a root of its own has its upper layer saved.
+    public static func checkpointFilesystem(_ record: CapsuleRecord, registry: CapsuleRegistry, carryBase: Bool = false) -> CheckpointFilesystem? {
+        record.filesystem.map { fs in
+            let layers = CapsuleLayers.directory(record.name, registry: registry)
+            return CheckpointFilesystem(
+                info: fs, carryBase: carryBase,
+                describeBase: { try CapsuleBase.describe($0, fs: fs, layers: layers) },
+                archiveUpper: { try CapsuleLayers.archiveUpper(layers, carrying: $0, base: fs.base) })
+        }
     }
 
     /// Recreates the capsule under `newName` (default: its saved name) with the same PIDs inside.
@@ -38,10 +50,20 @@ public enum CapsuleImages {
             // up once the sockets exist, then a gratuitous ARP tells the bridge (probe 13).
             if let n = info.network { try CapsuleNetwork.checkFree(n.address, name: name, registry: registry, restoring: true) }
             let namespaces = info.network == nil ? CapsuleRunner.namespaces : CapsuleRunner.namespaces.union(.net)
+            // Its own filesystem: the upper layer from the image, the same base and volumes here.
+            let root = try info.filesystem.map { fs -> CapsuleRoot in
+                try CapsuleRunner.checkFilesystem(fs)
+                try CapsuleBase.check(fs, capsule: name)
+                // Its output goes on in the log at /.vos; a new one if it went with `vos rm`.
+                if !FileManager.default.fileExists(atPath: registry.logPath(name)) { try PrivateFiles.write(registry.logPath(name), []) }
+                let layers = try CapsuleLayers.make(name, registry: registry)
+                try CapsuleLayers.extractUpper(try image.blob(CapsuleFilesystem.upperPart), into: layers)
+                return CapsuleRoot(fs, layers: layers, state: registry.directory(name))
+            }
             let summary: TreeRestoreSummary
             var record: CapsuleRecord?
             do {
-                summary = try TreeRestorer.restore(image: image, namespaces: namespaces, hostname: info.hostname, prepare: { pid in
+                summary = try TreeRestorer.restore(image: image, namespaces: namespaces, hostname: info.hostname, root: root, prepare: { pid in
                     if let n = info.network { try CapsuleNetwork.attach(n, pid: pid, connect: false) }
                     // Registered before anything runs: should vos die after the release, the
                     // capsule is in the registry; before it, the entry names a dead init.
@@ -50,11 +72,13 @@ public enum CapsuleImages {
                         pidNamespace: Namespaces.identity(of: pid, "pid") ?? "", created: Date().timeIntervalSince1970,
                         tty: info.tty ?? false, ip: info.network?.address)
                     r.network = info.network
+                    r.filesystem = info.filesystem
                     try registry.save(r)
                     record = r
                 }, lazy: lazy)
             } catch {
                 if let n = info.network { CapsuleNetwork.detach(n) }
+                if root != nil { CapsuleLayers.remove(name, registry: registry) }
                 throw error
             }
             guard let record else { throw CapsuleError("the restore of \(name) registered no capsule") }

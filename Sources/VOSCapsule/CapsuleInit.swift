@@ -3,13 +3,20 @@
 // capsule log, and reaps every orphan until the last process is gone.
 import CVOSShim
 import Glibc
+import VOSCheckpoint
 import VOSLinux
 
 public enum CapsuleInit {
     /// `terminal`: the attach FIFOs of a --tty capsule (its command then runs on a pty).
+    /// `root`: the capsule's own filesystem, entered first; `logPath` and `exitStatusPath` are
+    /// then paths inside it (under /.vos).
     public static func run(hostname: String, logPath: String, exitStatusPath: String, command: [String],
-                           terminal: (input: String, output: String)? = nil) -> Never {
+                           terminal: (input: String, output: String)? = nil, root: CapsuleRoot? = nil) -> Never {
         _ = vosCloseFrom(3)
+        if let root {
+            let failed = root.apply()
+            if failed != 0 { fail("vos capsule init: \(root.describe(step: failed)) failed: \(String(cString: strerror(errno)))") }
+        }
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
         if log >= 0 { dup2(log, 1); dup2(log, 2) }

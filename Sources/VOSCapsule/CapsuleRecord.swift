@@ -16,6 +16,8 @@ public struct CapsuleRecord: Codable, Sendable {
     public var ip: String?
     /// With `--net`: the capsule's address, MAC and bridge.
     public var network: CapsuleNetworkInfo?
+    /// With `--fs`: its own root (an overlay over a base, its upper layer under `layers/NAME`).
+    public var filesystem: CapsuleFilesystem?
 
     public init(name: String, hostname: String, command: [String], initPID: PID, pidNamespace: String, created: Double, tty: Bool, ip: String?) {
         self.name = name

@@ -94,5 +94,6 @@ public struct CapsuleRegistry: Sendable {
     public func remove(_ name: String) throws {
         try Self.validate(name: name)
         try FileManager.default.removeItem(atPath: directory(name))
+        CapsuleLayers.remove(name, registry: self)
     }
 }

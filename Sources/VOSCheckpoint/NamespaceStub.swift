@@ -12,8 +12,9 @@ enum NamespaceStub {
     /// first enters a new time namespace for its children with those CLOCK_MONOTONIC and
     /// CLOCK_BOOTTIME offsets (they can only be set before any process is in it: probe 10).
     /// `devpts`: mount a devpts instance of its own (a capsule with a terminal).
+    /// `root`: a capsule filesystem of its own, entered right after the mounts are made private.
     static func spawn(_ namespaces: NamespaceSet, hostname: String, timeOffsets: (monotonic: Int64, boottime: Int64)?,
-                      devpts: Bool = false) throws -> Tracee {
+                      devpts: Bool = false, root ownRoot: CapsuleRoot? = nil) throws -> Tracee {
         if let t = timeOffsets { try enterTimeNamespace(t) }
         var ready: [Int32] = [0, 0]
         try checked("pipe2", "the namespace stub's readiness pipe") { vos_pipe2(&ready, O_CLOEXEC) }
@@ -31,6 +32,7 @@ enum NamespaceStub {
         if r == 0 {
             var step: UInt8 = 0
             if mount(nil, root, nil, UInt(MS_REC | MS_PRIVATE), nil) != 0 { step = 1 }
+            if step == 0, let failed = ownRoot?.apply(), failed != 0 { step = UInt8(min(100 + failed, 255)) }
             if step == 0 && mount(proc, procPath, proc, UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), nil) != 0 { step = 2 }
             if step == 0 && sethostname(host, strlen(host)) != 0 { step = 3 }
             if step == 0 && devpts && mount(pts, ptsPath, pts, UInt(MS_NOSUID | MS_NOEXEC), ptsOptions) != 0 { step = 4 }
@@ -46,7 +48,8 @@ enum NamespaceStub {
         if step != 0 {
             gate.open()
             Stub.discard(PID(r))
-            let what = [1: "mount(/, MS_REC|MS_PRIVATE)", 2: "mount(proc, /proc)", 3: "sethostname(\(hostname))", 4: "mount(devpts, newinstance)", 5: "mount(/dev/pts/ptmx on /dev/ptmx)"][Int(step)] ?? "its setup"
+            let what = step > 100 ? ownRoot?.describe(step: Int(step) - 100) ?? "its root"
+                : [1: "mount(/, MS_REC|MS_PRIVATE)", 2: "mount(proc, /proc)", 3: "sethostname(\(hostname))", 4: "mount(devpts, newinstance)", 5: "mount(/dev/pts/ptmx on /dev/ptmx)"][Int(step)] ?? "its setup"
             throw CheckpointError("cannot prepare the capsule's namespaces", reason: "\(what) failed in the new namespaces")
         }
         return try Stub.takeOver(PID(r), gate: gate)

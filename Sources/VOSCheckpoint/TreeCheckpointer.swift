@@ -18,10 +18,11 @@ public enum TreeCheckpointer {
     /// `network`: the capsule's own network, cut off while its sockets are dumped.
     public static func checkpoint(root: PID, imageDirectory: String, leaveRunning: Bool,
                                   capsule: (name: String, hostname: String, command: [String], tty: Bool)?,
-                                  network: CheckpointNetwork? = nil) throws -> CheckpointSummary {
+                                  network: CheckpointNetwork? = nil, filesystem: CheckpointFilesystem? = nil) throws -> CheckpointSummary {
         let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
         let writer = try step(what) { try ImageWriter(directory: imageDirectory) }
-        return try checkpoint(root: root, writer: writer, ending: leaveRunning ? .thaw : .kill, capsule: capsule, network: network).summary
+        return try checkpoint(root: root, writer: writer, ending: leaveRunning ? .thaw : .kill, capsule: capsule, network: network,
+                              filesystem: filesystem).summary
     }
 
     /// Writes the tree's image through `writer` (a directory or memory). With `.hold` the
@@ -29,7 +30,7 @@ public enum TreeCheckpointer {
     /// `pages` decides how memory is saved (a live migration sends only what changed).
     public static func checkpoint(root: PID, writer: ImageWriter, ending: CheckpointEnding,
                                   capsule: (name: String, hostname: String, command: [String], tty: Bool)?,
-                                  network: CheckpointNetwork? = nil,
+                                  network: CheckpointNetwork? = nil, filesystem: CheckpointFilesystem? = nil,
                                   pages: PageSaver? = nil) throws -> (summary: CheckpointSummary, held: HeldTree?) {
         let start = Kernel.monotonicNanos()
         let what = capsule.map { "cannot checkpoint capsule \"\($0.name)\"" } ?? "cannot checkpoint the tree of pid \(root)"
@@ -102,6 +103,20 @@ public enum TreeCheckpointer {
                                    boottimeNanos: clocks.boottime, tty: c.tty)
             }
             info?.network = network?.info
+            if let filesystem {
+                // While every process is frozen: the files match the memory that uses them.
+                let archive = try step("\(what) while saving its filesystem") { () throws -> [UInt8] in
+                    let used = Set(records.flatMap { r in
+                        r.memory.map(\.region.path).filter { $0.hasPrefix("/") && !$0.hasSuffix(RegularFile.deletedSuffix) }
+                            + r.files.filter { $0.kind == RegularFile.tag && $0.blob == nil }.map(\.path) + [r.executable]
+                    })
+                    let base = try filesystem.describeBase(used.sorted())
+                    info?.filesystem = filesystem.info
+                    info?.filesystem?.baseFiles = filesystem.carryBase ? nil : base
+                    return try filesystem.archiveUpper(filesystem.carryBase ? base.map(\.path) : [])
+                }
+                try writer.writePart(CapsuleFilesystem.upperPart, archive)
+            }
             try FaultInjection.check("checkpoint-before-manifest")
             try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info, ipc: ipc), root: records[0], machine: MachineInfo.current())
             let held = HeldTree(frozen: frozen, network: network, guardian: guardian)
@@ -193,6 +208,26 @@ public final class HeldTree {
         guardian?.dismiss()
         frozen.first?.waitUntilReaped()
         frozen = []
+    }
+}
+
+/// A capsule's own filesystem during its checkpoint: recorded in the image, its upper layer
+/// archived while the capsule is frozen.
+public struct CheckpointFilesystem {
+    public var info: CapsuleFilesystem
+    /// The base's files among the paths the processes map or hold open, described.
+    public var describeBase: ([String]) throws -> [CapsuleFilesystem.BaseFile]
+    /// The upper layer as an archive, with these base files added to it.
+    public var archiveUpper: ([String]) throws -> [UInt8]
+    /// `--carry-base`: the base files travel in the upper layer instead of being checked.
+    public var carryBase: Bool
+
+    public init(info: CapsuleFilesystem, carryBase: Bool, describeBase: @escaping ([String]) throws -> [CapsuleFilesystem.BaseFile],
+                archiveUpper: @escaping ([String]) throws -> [UInt8]) {
+        self.info = info
+        self.carryBase = carryBase
+        self.describeBase = describeBase
+        self.archiveUpper = archiveUpper
     }
 }
 

@@ -21,7 +21,8 @@ public enum TreeRestorer {
     /// network is set up there: its sockets are made inside it).
     /// `lazy`: post-copy for every process (see `Restorer.restoreLazily`): the server serves
     /// their private anonymous memory after release; wait for it with `waitUntilComplete()`.
-    public static func restore(image: ImageReader, namespaces: NamespaceSet, hostname: String,
+    /// `root`: the capsule's own filesystem, entered by the root stub before anything else.
+    public static func restore(image: ImageReader, namespaces: NamespaceSet, hostname: String, root ownRoot: CapsuleRoot? = nil,
                                prepare: (PID) throws -> Void = { _ in }, lazy: LazyPageServer? = nil) throws -> TreeRestoreSummary {
         let start = Kernel.monotonicNanos()
         guard let tree = image.tree else { throw CheckpointError("cannot restore", reason: "the image holds no process tree") }
@@ -31,7 +32,7 @@ public enum TreeRestorer {
             (monotonic: c.monotonicNanos - Int64(Kernel.monotonicNanos()), boottime: c.boottimeNanos - Int64(Kernel.boottimeNanos()))
         }
         let root = try step("cannot create the capsule's namespaces") {
-            try NamespaceStub.spawn(namespaces, hostname: hostname, timeOffsets: offsets, devpts: tree.capsule?.tty == true)
+            try NamespaceStub.spawn(namespaces, hostname: hostname, timeOffsets: offsets, devpts: tree.capsule?.tty == true, root: ownRoot)
         }
         let rootPID = root.tid
         var stubs: [PID: Tracee] = [:]
@@ -40,6 +41,7 @@ public enum TreeRestorer {
             if namespaces.contains(.net) { files.networkNamespace = files.track(try NetworkNamespace.open(of: rootPID)) }
             try prepare(rootPID)
             files.rootPID = rootPID
+            files.ownRoot = ownRoot != nil
             if let ipc = tree.ipc { try step("cannot restore the capsule's System V IPC objects") { try SysVObjects.restore(ipc, image: image, root: rootPID) } }
             let oldAffinity = Kernel.pinTogether(stub: rootPID)
             defer { if let oldAffinity { Kernel.restoreAffinity(oldAffinity) } }

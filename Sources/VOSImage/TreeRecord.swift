@@ -53,6 +53,8 @@ public struct CapsuleInfo: Codable, Sendable, Equatable {
     public var tty: Bool?
     /// With `--net`: the capsule's own network namespace, its address and MAC on the bridge.
     public var network: CapsuleNetworkInfo?
+    /// With `--fs`: its own root, whose upper layer is in the image.
+    public var filesystem: CapsuleFilesystem?
 
     public init(name: String, hostname: String, command: [String], monotonicNanos: Int64, boottimeNanos: Int64) {
         self.name = name

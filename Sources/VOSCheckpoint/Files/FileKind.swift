@@ -127,6 +127,15 @@ final class FileRestoreContext {
     let vosPidfd: Int32
     /// The restored capsule's network namespace (when it has one of its own): sockets are made in it.
     var networkNamespace: Int32?
+    /// The capsule has a root of its own: the saved paths are inside it.
+    var ownRoot = false
+
+    /// Where vos finds a saved path: inside the capsule's own root (through the root stub's
+    /// /proc/PID/root), or on this machine with the image's rewrites.
+    func path(_ saved: String) -> String {
+        if ownRoot, let rootPID { return "/proc/\(rootPID)/root" + saved }
+        return image.localPath(saved)
+    }
 
     init(image: ImageReader) throws {
         self.image = image

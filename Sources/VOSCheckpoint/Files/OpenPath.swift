@@ -19,6 +19,6 @@ enum OpenPath: FileKind {
 
     /// O_NOFOLLOW among the saved flags reopens a symlink itself, as the original did.
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
-        context.track(try reopen(r.path, flags: r.flags))
+        context.track(try reopen(context.path(r.path), flags: r.flags))
     }
 }

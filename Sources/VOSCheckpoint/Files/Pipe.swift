@@ -86,14 +86,14 @@ enum FIFO: FileKind {
     }
 
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
-        let keeper = context.track(try reopen(r.path, flags: O_RDWR | O_NONBLOCK))
+        let keeper = context.track(try reopen(context.path(r.path), flags: O_RDWR | O_NONBLOCK))
         if let cap = r.pipeCapacity {
             try checked("fcntl(F_SETPIPE_SZ, \(cap))", r.path) { fcntl(keeper, VOS_F_SETPIPE_SZ, cap) }
         }
         if let data = r.pipeData, !data.isEmpty, context.filledFIFOs.insert(r.path).inserted {
             try writeAll(keeper, data, what: r.path)
         }
-        let fd = context.track(try reopen(r.path, flags: (r.flags & ~O_NONBLOCK) | O_NONBLOCK))
+        let fd = context.track(try reopen(context.path(r.path), flags: (r.flags & ~O_NONBLOCK) | O_NONBLOCK))
         try setStatusFlags(fd, r.flags, what: r.path)
         return fd
     }

@@ -20,9 +20,9 @@ enum RegularFile: FileKind {
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
         let fd: Int32
         if let blob = r.blob {
-            fd = try recreateDeleted(r, contents: try context.image.blob(blob))
+            fd = try recreateDeleted(r, at: context.path(r.path), contents: try context.image.blob(blob))
         } else {
-            fd = try reopen(context.image.localPath(r.path), flags: r.flags)
+            fd = try reopen(context.path(r.path), flags: r.flags)
         }
         try setPosition(fd, r.position, path: r.path)
         return context.track(fd)
@@ -42,8 +42,8 @@ enum RegularFile: FileKind {
     }
 
     /// An O_TMPFILE in the file's old directory (or /tmp): unlinked from birth, like the original.
-    static func recreateDeleted(_ r: FileRecord, contents: [UInt8]) throws -> Int32 {
-        let dir = r.path.split(separator: "/").dropLast().joined(separator: "/")
+    static func recreateDeleted(_ r: FileRecord, at path: String, contents: [UInt8]) throws -> Int32 {
+        let dir = path.split(separator: "/").dropLast().joined(separator: "/")
         let dirs = ["/" + dir, "/tmp"]
         var tmp: Int32 = -1
         for d in dirs {
@@ -62,15 +62,15 @@ enum RegularFile: FileKind {
         // Open it under its old name for a moment, so /proc/PID/fd shows "<path> (deleted)" as
         // before (CRIU does the same); if that name is taken or its directory gone, reopen the
         // nameless file through /proc. Either way the new open file gets the saved flags.
-        guard linkat(AT_FDCWD, "/proc/self/fd/\(tmp)", AT_FDCWD, r.path, AT_SYMLINK_FOLLOW) == 0 else {
+        guard linkat(AT_FDCWD, "/proc/self/fd/\(tmp)", AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0 else {
             return try reopen("/proc/self/fd/\(tmp)", flags: r.flags)
         }
         let fd: Int32
-        do { fd = try reopen(r.path, flags: r.flags) } catch {
-            unlink(r.path)
+        do { fd = try reopen(path, flags: r.flags) } catch {
+            unlink(path)
             throw error
         }
-        do { try checked("unlink", "deleted file \(r.path), linked again for its reopen") { unlink(r.path) } } catch {
+        do { try checked("unlink", "deleted file \(r.path), linked again for its reopen") { unlink(path) } } catch {
             close(fd)
             throw error
         }
@@ -83,7 +83,7 @@ enum Directory: FileKind {
     static func matches(_ f: OpenFile) -> Bool { f.isDirectory && f.link.hasPrefix("/") }
     static func dump(_ f: OpenFile, local: Int32, into r: inout FileRecord, blobs: BlobWriter) throws {}
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
-        let fd = context.track(try reopen(r.path, flags: r.flags))
+        let fd = context.track(try reopen(context.path(r.path), flags: r.flags))
         try setPosition(fd, r.position, path: r.path)
         return fd
     }
@@ -95,6 +95,6 @@ enum CharacterDevice: FileKind {
     static func matches(_ f: OpenFile) -> Bool { f.isCharDevice && f.link.hasPrefix("/") }
     static func dump(_ f: OpenFile, local: Int32, into r: inout FileRecord, blobs: BlobWriter) throws {}
     static func open(_ r: FileRecord, _ context: FileRestoreContext) throws -> Int32 {
-        context.track(try reopen(r.path, flags: r.flags))
+        context.track(try reopen(context.path(r.path), flags: r.flags))
     }
 }

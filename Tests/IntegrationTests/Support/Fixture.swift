@@ -57,10 +57,11 @@ final class Fixture {
     func adopt(_ pid: PID) { pids.append(pid) }
 
     /// Runs vos to completion, with the capsule registry inside the fixture (VOS_STATE_DIR).
-    func vos(_ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+    /// `wrapper`: a command that runs vos (its arguments then vos's path and `arguments`).
+    func vos(_ arguments: [String], environment: [String: String] = [:], wrapper: [String] = []) throws -> CommandResult {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Products.vos)
-        p.arguments = arguments
+        p.executableURL = URL(fileURLWithPath: wrapper.first ?? Products.vos)
+        p.arguments = wrapper.isEmpty ? arguments : Array(wrapper.dropFirst()) + [Products.vos] + arguments
         p.environment = ProcessInfo.processInfo.environment.merging(["VOS_STATE_DIR": path("state")].merging(environment) { $1 }) { $1 }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

@@ -1,0 +1,47 @@
+// A capsule's own filesystem (`vos run --fs`): an overlay whose read-only base is the host's
+// root (or `--rootfs DIR`) and whose upper layer belongs to the capsule, plus volumes bound from
+// the host. The upper layer travels in the image (part `fs-upper.tar`); volumes do not.
+
+public struct CapsuleFilesystem: Codable, Sendable, Equatable {
+    /// The base, as a path on the machine that runs the capsule.
+    public var base: String
+    public var volumes: [Volume]
+    /// The base's files the processes had mapped or open at the checkpoint, as they were: a
+    /// restore checks the base there holds the same (absent: none recorded, or carried along).
+    public var baseFiles: [BaseFile]?
+
+    public struct Volume: Codable, Sendable, Equatable {
+        /// Where it is on the host, and where the capsule sees it.
+        public var host: String
+        public var path: String
+        public init(host: String, path: String) {
+            self.host = host
+            self.path = path
+        }
+    }
+
+    public init(base: String, volumes: [Volume]) {
+        self.base = base
+        self.volumes = volumes
+    }
+
+    /// A file of the base: the executable, a library, a data file.
+    public struct BaseFile: Codable, Sendable, Equatable {
+        public var path: String
+        public var size: UInt64
+        public var mtimeNanos: Int64
+        public var sha256: String
+        /// The ELF build-id (NT_GNU_BUILD_ID), hex, where there is one.
+        public var buildID: String?
+        public init(path: String, size: UInt64, mtimeNanos: Int64, sha256: String, buildID: String?) {
+            self.path = path
+            self.size = size
+            self.mtimeNanos = mtimeNanos
+            self.sha256 = sha256
+            self.buildID = buildID
+        }
+    }
+
+    /// The image part holding the upper layer (a tar archive with overlay whiteouts and xattrs).
+    public static let upperPart = "fs-upper.tar"
+}

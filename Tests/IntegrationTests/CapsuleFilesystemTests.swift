@@ -1,0 +1,117 @@
+// Issue 9: a capsule with a filesystem of its own (`vos run --fs`): its writes land in its
+// upper layer only, volumes are the host's directories, and the upper layer travels in its
+// image and with a migration (cold and live): the log file it appends to is whole on the
+// destination, the program goes on appending, and the source's copy is gone.
+import Foundation
+import Glibc
+import Testing
+
+@Suite(.serialized)
+struct CapsuleFilesystemTests {
+    /// A log path in the base that no other test or run uses (it must not exist on the host).
+    func logPath() -> String { "/var/tmp/vos-fs-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log" }
+
+    /// The counter appending "n=K" to `log` inside capsule `name`.
+    func counter(_ log: String) -> [String] { ["--", Products.path("vos-test-counter"), log] }
+
+    /// The capsule's upper layer on the node whose state directory is `state`.
+    func upper(_ state: String, _ name: String) -> String { state + "/layers/\(name)/upper" }
+
+    @Test func writesStayInTheCapsuleAndComeBackFromItsImage() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let log = logPath()
+        let volume = f.path("shared")
+        try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+        let r = try f.vos(["run", "--name", "fsc", "--fs", "--volume", "\(volume):/mnt/shared", "--", "/bin/sh", "-c",
+                           "echo through the volume > /mnt/shared/hello; exec \(Products.path("vos-test-counter")) \(log)"])
+        try #require(r.status == 0, "vos run --fs: \(r.stderr)")
+        let inUpper = upper(f.path("state"), "fsc") + log
+        try #require(waitUntil { counterSequence(inUpper).values.count >= 20 },
+                     "the counter does not count in its upper layer: \((try? f.vos(["logs", "fsc"]).stdout) ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: log), "the capsule's write reached the host's \(log)")
+        #expect((try? String(contentsOfFile: volume + "/hello", encoding: .utf8)) == "through the volume\n", "the volume is not the host's directory")
+
+        let cp = try f.vos(["checkpoint", "fsc", "--image", f.path("img")])
+        try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
+        let inspect = try f.vos(["inspect", f.path("img")]).stdout
+        #expect(inspect.contains("fs-upper.tar") || FileManager.default.fileExists(atPath: f.path("img/fs-upper.tar")), "no upper layer in the image")
+        let saved = counterSequence(inUpper).values.last ?? -1
+        // The layers go with the capsule: restore from the image alone.
+        #expect(try f.vos(["rm", "fsc"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: inUpper), "vos rm left the upper layer")
+
+        let rs = try f.vos(["restore", f.path("img")])
+        try #require(rs.status == 0, "restore: \(rs.stderr)")
+        for h in try hostPIDs(f, "fsc").values { f.adopt(h) }
+        #expect(waitUntil { (counterSequence(inUpper).values.last ?? 0) >= saved + 20 }, "the restored counter does not append")
+        let seq = counterSequence(inUpper)
+        #expect(seq.continuous && seq.values.first == 0, "the log lost or repeated lines: \(firstBreak(seq.values))")
+        #expect(!FileManager.default.fileExists(atPath: log))
+        #expect(try f.vos(["stop", "fsc"]).status == 0)
+    }
+
+    /// python3 in a capsule, restored where the interpreter's file differs (a bind mount over it
+    /// in the restore's own mount namespace, as on a machine with another build): refused,
+    /// naming the file; from an image made with --carry-base, it runs.
+    @Test func differentBaseIsRefusedUnlessCarried() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let log = logPath()
+        let script = "import time\nn = 0\nwith open('\(log)', 'a', buffering=1) as f:\n    while True:\n        f.write(f'n={n}\\n'); n += 1; time.sleep(0.01)\n"
+        let r = try f.vos(["run", "--name", "py", "--fs", "--", "/usr/bin/python3", "-c", script])
+        try #require(r.status == 0, "vos run --fs: \(r.stderr)")
+        let inUpper = upper(f.path("state"), "py") + log
+        try #require(waitUntil { counterSequence(inUpper).values.count >= 10 }, "python3 does not count")
+        for carry in [false, true] {
+            let image = f.path(carry ? "carried" : "plain")
+            let cp = try f.vos(["checkpoint", "py", "--image", image, "--leave-running"] + (carry ? ["--carry-base"] : []))
+            try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
+        }
+        #expect(try f.vos(["stop", "py"]).status == 0)
+        _ = waitUntil(5) { _ = reapChildren(); return processesMarked(f.directory).isEmpty }
+        let saved = counterSequence(inUpper).values.last ?? 0
+
+        // Another python3.11 in this "machine's" base: a different file at the same path.
+        let other = f.path("python3.11")
+        try Data(repeating: 0x90, count: 4096).write(to: URL(fileURLWithPath: other))
+        func restoreOnOtherBase(_ image: String) throws -> CommandResult {
+            try f.vos(["restore", image], wrapper:
+                ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" /usr/bin/python3.11 && exec \"$@\"", other])
+        }
+        let refused = try restoreOnOtherBase(f.path("plain"))
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("its base differs on this machine: /usr/bin/python3.11: 4096 bytes here, "), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--carry-base"), "\(refused.stderr)")
+
+        let carried = try restoreOnOtherBase(f.path("carried"))
+        try #require(carried.status == 0, "restore of the carried image: \(carried.stderr)")
+        for h in try hostPIDs(f, "py").values { f.adopt(h) }
+        #expect(waitUntil { (counterSequence(inUpper).values.last ?? 0) >= saved + 20 }, "python3 from the carried base does not count on")
+        #expect(try f.vos(["stop", "py"]).status == 0)
+    }
+
+    @Test(arguments: ["cold", "live"])
+    func upperLayerMovesWithTheCapsule(mode: String) throws {
+        let lan = try SimulatedLAN(nodes: 2)
+        let c = try NodeCluster.start(lan, count: 2)
+        defer { c.teardown() }
+        let log = logPath()
+        let r = try lan.vos(0, ["run", "--name", "fsm", "--fs"] + counter(log))
+        try #require(r.status == 0, "vos run --fs on a: \(r.stderr)")
+        lan.adoptCapsules(0)
+        let onA = upper(lan.nodes[0].stateDirectory, "fsm") + log, onB = upper(lan.nodes[1].stateDirectory, "fsm") + log
+        try #require(waitUntil { counterSequence(onA).values.count >= 30 }, "the counter does not count on a")
+
+        let args = ["migrate", "fsm", "--to", "b"] + (mode == "live" ? ["--live"] : []) + ["--data", c.data(0)]
+        let m = try lan.vos(0, args)
+        lan.adoptCapsules(1)
+        try #require(m.status == 0, "vos migrate: \(m.stderr)\nnode a: \(c.logText(0))\nnode b: \(c.logText(1))")
+        let moved = counterSequence(onB).values.count
+        #expect(waitUntil { counterSequence(onB).values.count >= moved + 30 }, "the counter does not append on b")
+        let seq = counterSequence(onB)
+        #expect(seq.continuous && seq.values.first == 0, "the log on b lost or repeated lines: \(firstBreak(seq.values))")
+        #expect(!FileManager.default.fileExists(atPath: onA), "a kept its copy of the upper layer")
+        #expect(!FileManager.default.fileExists(atPath: log), "the capsule's write reached the host's \(log)")
+    }
+}
