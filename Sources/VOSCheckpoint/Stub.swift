@@ -74,10 +74,15 @@ enum Stub {
             fds = p
         }
 
-        /// In the child: blocks until the parent opens the gate.
+        /// In the child: blocks until the parent opens the gate. The child drops its own copy
+        /// of the write end first: should vos die before opening it (kill -9), the read sees the
+        /// end of the pipe and the child exits instead of waiting forever, untraced.
         func pass() {
+            close(fds[1])
             var byte: UInt8 = 0
-            while read(fds[0], &byte, 1) < 0 && errno == EINTR {}
+            var n = read(fds[0], &byte, 1)
+            while n < 0 && errno == EINTR { n = read(fds[0], &byte, 1) }
+            if n != 1 { _exit(127) }
         }
 
         func open() {
