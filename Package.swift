@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // The node's embedded registry (cordon flags, event log): SQLite, an existing engine.
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(name: "CVOSShim"),
@@ -54,6 +56,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .target(
@@ -91,6 +94,7 @@ let package = Package(
         .executableTarget(name: "vos-test-work", path: "Sources/TestPrograms/work"),
         .testTarget(name: "VOSImageTests", dependencies: ["VOSImage"]),
         .testTarget(name: "VOSLinuxTests", dependencies: ["VOSLinux"]),
+        .testTarget(name: "VOSNodeTests", dependencies: ["VOSNode"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [

@@ -16,10 +16,11 @@ struct Nodes: ParsableCommand {
             print(try jsonString(nodes))
             return
         }
-        print("NAME".padding(16) + "ADDRESS".padding(22) + "STATE".padding(13) + "LOAD".padding(12) + "MEM FREE".padding(11) + "CAPSULES")
+        print("NAME".padding(16) + "ADDRESS".padding(22) + "STATE".padding(18) + "LOAD".padding(12) + "MEM FREE".padding(11) + "CAPSULES")
         for n in nodes {
             let seen = n.lastSeenSeconds.map { $0 > 0 ? String(format: " %.0fs", $0) : "" } ?? ""
-            print(n.name.padding(16) + n.address.padding(22) + ((n.state ?? "?") + seen).padding(13)
+            let state = (n.state ?? "?") + seen + (n.cordoned == true ? ",cordoned" : "")
+            print(n.name.padding(16) + n.address.padding(22) + state.padding(18)
                 + String(format: "%.2f/%d", n.load, n.cpus).padding(12) + formatBytes(n.memoryAvailableBytes).padding(11)
                 + (n.capsules.isEmpty ? "-" : n.capsules.joined(separator: ",")))
         }

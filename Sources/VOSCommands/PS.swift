@@ -6,6 +6,8 @@ import VOSCapsule
 struct PS: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ps", abstract: "List capsules and their processes.")
 
+    @Flag(help: "Every capsule on every node the local node daemon knows (see --data).") var all = false
+    @OptionGroup var data: DataOption
     @OptionGroup var output: OutputOptions
 
     struct Entry: Encodable {
@@ -15,6 +17,7 @@ struct PS: ParsableCommand {
     }
 
     func run() throws {
+        if all { return try ClusterPS.run(data, json: output.json) }
         let registry = CapsuleRegistry()
         let entries = registry.all().map { r in
             Entry(name: r.name, state: r.isRunning ? "running" : "exited", hostname: r.hostname, initPID: r.initPID,

@@ -22,6 +22,12 @@ public final class NodeDaemon: @unchecked Sendable {
     private let lock = NSLock()
     /// The other nodes, by name, with the monotonic time each was last heard from.
     private var members: [String: (info: NodeInfo, seen: UInt64)] = [:]
+    /// The cordon flag and the event log, kept across restarts.
+    let nodeRegistry: NodeRegistry
+    let sampler = LoadSampler()
+    private var cordonFlag: Bool
+    /// Each member's state at the last heartbeat (heartbeat thread only): changes are events.
+    var lastStates: [String: String] = [:]
     static let heartbeatSeconds = 1.0, unreachableAfterSeconds = 3.5
 
     public init(data: NodeData, name: String, listen: String, key: ClusterKey) throws {
@@ -33,6 +39,8 @@ public final class NodeDaemon: @unchecked Sendable {
         setenv("VOS_STATE_DIR", data.stateDirectory, 1)
         registry = CapsuleRegistry(root: data.stateDirectory + "/capsules")
         logger = Logger(label: "vos.node.\(name)")
+        nodeRegistry = try NodeRegistry(directory: data.directory)
+        cordonFlag = try nodeRegistry.isCordoned(name)
     }
 
     /// Binds, joins through `seed` if given, then serves until killed.
@@ -73,10 +81,12 @@ public final class NodeDaemon: @unchecked Sendable {
         do { try PrivateFiles.writeAtomically(data.pidFile, Array("\(getpid())\n".utf8)) } catch {
             logger.warning("cannot write the pid file \(data.pidFile): \(error)")
         }
-        logger.info("node \(me.name) listening on \(address), cluster \(me.key.fingerprint), capsules in \(registry.root)")
+        logger.info("node \(me.name) listening on \(address), cluster \(me.key.fingerprint), capsules in \(registry.root)\(cordoned ? " (cordoned)" : "")")
         let beats = Thread { [self] in
             while true {
+                sampler.sample(registry)
                 heartbeat()
+                watchMembership()
                 Thread.sleep(forTimeInterval: Self.heartbeatSeconds)
             }
         }
@@ -88,7 +98,18 @@ public final class NodeDaemon: @unchecked Sendable {
     // MARK: members
 
     func localInfo() -> NodeInfo {
-        NodeInfo.local(name: me.name, address: address, capsules: registry.all().filter(\.isRunning).map(\.name))
+        let running = registry.all().filter(\.isRunning).map(\.name)
+        // Capsules that arrived since the last sample are listed with no figures yet.
+        var loads = sampler.last.filter { $0.state != "running" || running.contains($0.name) }
+        for name in running where !loads.contains(where: { $0.name == name }) {
+            loads.append(CapsuleLoad(name: name, state: "running", processes: 0, memoryBytes: 0))
+        }
+        return NodeInfo.local(name: me.name, address: address, capsules: running, loads: loads, cordoned: cordoned)
+    }
+
+    var cordoned: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return cordonFlag }
+        set { lock.lock(); cordonFlag = newValue; lock.unlock() }
     }
 
     func merge(_ infos: [NodeInfo], heardFrom: String? = nil) {
@@ -113,10 +134,11 @@ public final class NodeDaemon: @unchecked Sendable {
 
     /// This node first, then the others with how long ago each was heard from.
     func memberList() -> [NodeInfo] {
+        let mine = localInfo()  // takes the lock itself (the cordon flag)
         let now = monotonicNanos()
         lock.lock()
         defer { lock.unlock() }
-        return [localInfo()] + members.values.sorted { $0.info.name < $1.info.name }.map { m in
+        return [mine] + members.values.sorted { $0.info.name < $1.info.name }.map { m in
             var i = m.info
             i.lastSeenSeconds = Double(now - m.seen) / 1e9
             i.state = i.lastSeenSeconds! > Self.unreachableAfterSeconds ? "unreachable" : "alive"
@@ -168,15 +190,32 @@ public final class NodeDaemon: @unchecked Sendable {
                 let info = try m.decode(NodeInfo.self)
                 merge([info], heardFrom: info.name)
                 logger.info("node \(info.name) at \(info.address) joined")
+                record(ClusterEvent(node: me.name, kind: .nodeJoined, subject: info.name, message: "node \(info.name) at \(info.address) joined"))
                 try link.send(try Message("members", Members(members: memberList())))
             case "heartbeat":
                 merge(try m.decode(Members.self).members, heardFrom: link.peerName)
                 try link.send(try Message("members", Members(members: memberList())))
             case "incoming":
+                if cordoned {
+                    throw NodeError("node \(me.name) is cordoned: it takes no capsules (`vos uncordon \(me.name)` undoes it)")
+                }
                 let name = try CapsuleReceiver.receive(m, link: link, registry: registry, onMainThread: mainThread.run) { [logger] in
                     logger.warning("\($0)")
                 }
                 logger.info("capsule \(name) arrived from \(link.peer) and runs here")
+            case "migrate":
+                // A drain run by another node moves one of ours.
+                let r = try m.decode(MigrateRequest.self)
+                guard let mode = MigrationMode(rawValue: r.mode) else { throw NodeError("unknown migration mode \"\(r.mode)\"") }
+                let report = try migrateOut(capsule: r.capsule, to: r.to, mode: mode) { e in try? link.send(try Message("progress", e)) }
+                try link.send(try Message("migrated", report))
+            case "cordon":
+                let r = try m.decode(CordonRequest.self)
+                let reply = try setCordon(r.cordon, by: r.by ?? link.peerName, reason: r.reason)
+                try link.send(try Message("cordon", reply, payload: Array(try JSONEncoder().encode(localInfo()))))
+            case "events":
+                let r = try m.decode(EventsRequest.self)
+                try link.send(try Message("events", EventsReply(events: try nodeRegistry.events(after: r.after[me.name] ?? 0), unreadable: [:])))
             default:
                 throw NodeError("unknown request \"\(m.type)\" from \(link.peer)")
             }
@@ -196,16 +235,18 @@ public final class NodeDaemon: @unchecked Sendable {
             case "migrate":
                 let r = try m.decode(MigrateRequest.self)
                 guard let mode = MigrationMode(rawValue: r.mode) else { throw NodeError("unknown migration mode \"\(r.mode)\"") }
-                let target = try find(r.to)
-                guard let (h, p) = target.hostAndPort else { throw NodeError("node \(r.to) has no usable address (\(target.address))") }
-                let peer = try PeerLink.connect(node: h, port: p, as: me, group: group)
-                defer { peer.close() }
-                logger.info("migrating capsule \(r.capsule) to \(r.to) (\(mode.rawValue))")
-                let report = try CapsuleSender.migrate(capsule: r.capsule, mode: mode, to: peer, from: me.name, registry: registry) { e in
-                    try? link.send(try Message("progress", e))
-                }
-                logger.info("capsule \(r.capsule) moved to \(r.to): downtime \(report.downtimeMilliseconds) ms")
+                let report = try migrateOut(capsule: r.capsule, to: r.to, mode: mode) { e in try? link.send(try Message("progress", e)) }
                 try link.send(try Message("migrated", report))
+            case "drain":
+                let r = try m.decode(DrainRequest.self)
+                let report = try drain(r.node) { step in try? link.send(try Message("drain-step", step)) }
+                try link.send(try Message("drained", report))
+            case "cordon":
+                let r = try m.decode(CordonRequest.self)
+                try link.send(try Message("cordon", try cordon(r).reply))
+            case "events":
+                let r = try m.decode(EventsRequest.self)
+                try link.send(try Message("events", clusterEvents(after: r.after)))
             default:
                 throw NodeError("unknown request \"\(m.type)\"")
             }

@@ -14,19 +14,24 @@ public struct NodeInfo: Codable, Sendable, Equatable {
     /// Seconds since this node last heard from it (0 for itself).
     public var lastSeenSeconds: Double?
     public var state: String?
+    /// Unschedulable (`vos drain`, `vos cordon`): nothing is placed on it; said by the node itself.
+    public var cordoned: Bool?
+    public var memoryTotalBytes: UInt64?
+    /// Every capsule of its registry with its figures (`vos ps --all`); nil from an older vos.
+    public var capsuleLoads: [CapsuleLoad]?
 
-    public static func local(name: String, address: String, capsules: [String]) -> NodeInfo {
-        var loads = [Double](repeating: 0, count: 3)
-        _ = getloadavg(&loads, 3)
-        var available: UInt64 = 0
-        if let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("MemAvailable:") }),
-            let kb = line.split(separator: " ").dropFirst().first.flatMap({ UInt64($0) })
-        {
-            available = kb * 1024
+    public static func local(name: String, address: String, capsules: [String], loads: [CapsuleLoad]? = nil,
+                             cordoned: Bool = false) -> NodeInfo {
+        var averages = [Double](repeating: 0, count: 3)
+        _ = getloadavg(&averages, 3)
+        let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
+        func bytes(_ key: String) -> UInt64 {
+            let line = meminfo.split(separator: "\n").first { $0.hasPrefix(key + ":") }
+            return (line?.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } ?? 0) * 1024
         }
-        return NodeInfo(name: name, address: address, load: loads[0], cpus: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
-                        memoryAvailableBytes: available, capsules: capsules, lastSeenSeconds: 0, state: "alive")
+        return NodeInfo(name: name, address: address, load: averages[0], cpus: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
+                        memoryAvailableBytes: bytes("MemAvailable"), capsules: capsules, lastSeenSeconds: 0, state: "alive",
+                        cordoned: cordoned, memoryTotalBytes: bytes("MemTotal"), capsuleLoads: loads)
     }
 
     /// "host", port from "host:port".

@@ -1,0 +1,65 @@
+// Where a drain puts each capsule: on the alive, schedulable node with the least load, where a
+// node's load is what its capsules use (CPU in shares of its CPUs, plus resident memory in shares
+// of its memory, from the heartbeats) and grows with every capsule placed on it during this
+// drain, so one idle node does not take everything. Machine-wide figures (load average, free
+// memory) are not part of the score: in the simulated cluster every node shares one kernel, and
+// they would rank nodes by noise; free memory only rules out a node too full to take a capsule.
+import Foundation
+
+struct Placement {
+    struct Candidate {
+        var name: String
+        var cpus: Int
+        var memoryTotalBytes: UInt64
+        var memoryAvailableBytes: UInt64
+        var cpuPercent: Double
+        var memoryBytes: UInt64
+        var capsules: Int
+
+        /// 0 = idle; 1 = every CPU busy or all memory used, by capsules.
+        var score: Double {
+            cpuPercent / (100 * Double(max(cpus, 1))) + Double(memoryBytes) / Double(max(memoryTotalBytes, 1))
+        }
+    }
+
+    private(set) var candidates: [Candidate]
+
+    /// Every alive, uncordoned node but `excluding`, with the capsules it runs.
+    init(members: [NodeInfo], excluding: String) {
+        candidates = members.filter { $0.name != excluding && $0.state == "alive" && $0.cordoned != true }.map { n in
+            let running = (n.capsuleLoads ?? []).filter { $0.state == "running" }
+            return Candidate(name: n.name, cpus: n.cpus, memoryTotalBytes: n.memoryTotalBytes ?? n.memoryAvailableBytes,
+                             memoryAvailableBytes: n.memoryAvailableBytes,
+                             cpuPercent: running.reduce(0) { $0 + ($1.cpuPercent ?? 0) },
+                             memoryBytes: running.reduce(0) { $0 + $1.memoryBytes }, capsules: max(running.count, n.capsules.count))
+        }
+    }
+
+    /// The least loaded candidate with room for `capsule` (ties: fewer capsules, then name),
+    /// or why there is none.
+    func choose(for capsule: CapsuleLoad) -> Result<Candidate, NodeError> {
+        guard !candidates.isEmpty else { return .failure(NodeError("no other alive, schedulable node to take it")) }
+        let fitting = candidates.filter { $0.memoryAvailableBytes >= capsule.memoryBytes }
+        guard let best = fitting.min(by: { ($0.score, $0.capsules, $0.name) < ($1.score, $1.capsules, $1.name) }) else {
+            return .failure(NodeError("no schedulable node has \(capsule.memoryBytes >> 20) MiB of memory available for it"))
+        }
+        return .success(best)
+    }
+
+    /// Counts `capsule` on `node` for the choices that follow.
+    mutating func place(_ capsule: CapsuleLoad, on node: String) {
+        guard let i = candidates.firstIndex(where: { $0.name == node }) else { return }
+        candidates[i].cpuPercent += capsule.cpuPercent ?? 0
+        candidates[i].memoryBytes += capsule.memoryBytes
+        candidates[i].memoryAvailableBytes -= min(capsule.memoryBytes, candidates[i].memoryAvailableBytes)
+        candidates[i].capsules += 1
+    }
+
+    /// Biggest first: the greedy order that spreads best.
+    static func order(_ capsules: [CapsuleLoad]) -> [CapsuleLoad] {
+        capsules.sorted { a, b in
+            let (x, y) = (Double(a.memoryBytes) / 1e9 + (a.cpuPercent ?? 0) / 100, Double(b.memoryBytes) / 1e9 + (b.cpuPercent ?? 0) / 100)
+            return x != y ? x > y : a.name < b.name
+        }
+    }
+}
