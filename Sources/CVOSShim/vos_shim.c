@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/userfaultfd.h>
+#include <linux/fs.h>
 #include <fcntl.h>
 
 _Static_assert(sizeof(struct vos_clone_args) == 88, "struct clone_args");
@@ -35,6 +36,7 @@ _Static_assert(VOS_UFFDIO_UNREGISTER == UFFDIO_UNREGISTER && VOS_UFFDIO_WAKE == 
 _Static_assert(VOS_UFFDIO_COPY == UFFDIO_COPY && VOS_UFFDIO_ZEROPAGE == UFFDIO_ZEROPAGE, "uffd ioctl numbers");
 _Static_assert(VOS_UFFDIO_WRITEPROTECT == UFFDIO_WRITEPROTECT, "uffd ioctl numbers");
 _Static_assert(sizeof(struct vos_pm_scan_arg) == 96 && sizeof(struct vos_page_region) == 24, "struct pm_scan_arg");
+_Static_assert(VOS_FS_IOC_GETVERSION == FS_IOC_GETVERSION, "FS_IOC_GETVERSION");
 _Static_assert(VOS_PAGEMAP_SCAN == _IOWR('f', 16, struct vos_pm_scan_arg), "PAGEMAP_SCAN");
 
 void vos_cpuid_count(unsigned leaf, unsigned subleaf, unsigned out[4]) {

@@ -3,6 +3,7 @@
 // run them with code that does not match their memory. The checkpoint records each such file
 // (size, mtime, SHA-256, ELF build-id); the restore compares, and refuses naming the file.
 // `--carry-base` takes the files along in the upper layer instead.
+import CVOSShim
 import Crypto
 import Foundation
 import Glibc
@@ -14,9 +15,32 @@ public enum CapsuleBase {
     /// not change (a node daemon describes the same libraries at every migration).
     public static func describe(_ paths: [String], fs: CapsuleFilesystem, layers: String) throws -> [CapsuleFilesystem.BaseFile] {
         try paths.filter { path in
-            !FileManager.default.fileExists(atPath: layers + "/upper" + path)
-                && !(fs.volumes.map(\.path) + ["/.vos"]).contains { path == $0 || path.hasPrefix($0 + "/") }
+            !FileManager.default.fileExists(atPath: layers + "/upper" + path) && volume(of: path, fs) == nil && !under(path, "/.vos")
         }.compactMap { path in try identity(fs.base == "/" ? path : fs.base + path, as: path) }
+    }
+
+    /// The files among `paths` that lie on a volume, as they are now.
+    public static func describeVolumes(_ paths: [String], fs: CapsuleFilesystem) -> [CapsuleFilesystem.VolumeFile] {
+        paths.compactMap { path in volume(of: path, fs).flatMap { volumeIdentity(host: $0, as: path) } }
+    }
+
+    static func under(_ path: String, _ directory: String) -> Bool { path == directory || path.hasPrefix(directory + "/") }
+
+    /// Where `path` (as the capsule sees it) is on the host, when it lies on a volume.
+    static func volume(of path: String, _ fs: CapsuleFilesystem) -> String? {
+        fs.volumes.first { under(path, $0.path) }.map { $0.host + path.dropFirst($0.path.count) }
+    }
+
+    static func volumeIdentity(host: String, as path: String) -> CapsuleFilesystem.VolumeFile? {
+        var st = stat()
+        guard stat(host, &st) == 0 else { return nil }
+        var generation: Int = 0
+        let fd = open(host, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
+        defer { if fd >= 0 { close(fd) } }
+        let has = fd >= 0 && vos_ioctl(fd, UInt(VOS_FS_IOC_GETVERSION), &generation) == 0
+        return CapsuleFilesystem.VolumeFile(path: path, size: UInt64(st.st_size),
+                                            mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                                            generation: has ? UInt32(truncatingIfNeeded: generation) : nil)
     }
 
     /// Throws, naming each file, when this machine's base differs from the recorded one.
@@ -38,6 +62,22 @@ public enum CapsuleBase {
         guard differences.isEmpty else {
             throw CapsuleError("cannot restore capsule \"\(name)\": its base differs on this machine: " + differences.joined(separator: "; ")
                 + ". Checkpoint or migrate it with --carry-base to take those files along")
+        }
+        // Volumes are shared storage, not copied: the files it held must be the very same.
+        for saved in fs.volumeFiles ?? [] {
+            guard let host = volume(of: saved.path, fs), let now = volumeIdentity(host: host, as: saved.path) else {
+                differences.append("\(saved.path): missing from its volume here")
+                continue
+            }
+            if now.size != saved.size || now.mtimeNanos != saved.mtimeNanos {
+                differences.append("\(saved.path): \(now.size) bytes modified at \(now.mtimeNanos) ns here, \(saved.size) bytes at \(saved.mtimeNanos) ns in the image")
+            } else if let was = saved.generation, let here = now.generation, was != here {
+                differences.append("\(saved.path): inode generation \(here) here, \(was) in the image (another file)")
+            }
+        }
+        guard differences.isEmpty else {
+            throw CapsuleError("cannot restore capsule \"\(name)\": a file it held open on a volume is not the same here: "
+                + differences.joined(separator: "; ") + " (volumes are not copied: the same shared storage must be mounted here)")
         }
     }
 

@@ -25,7 +25,7 @@ public enum CapsuleImages {
             let layers = CapsuleLayers.directory(record.name, registry: registry)
             return CheckpointFilesystem(
                 info: fs, carryBase: carryBase,
-                describeBase: { try CapsuleBase.describe($0, fs: fs, layers: layers) },
+                describe: { (try CapsuleBase.describe($0, fs: fs, layers: layers), CapsuleBase.describeVolumes($0, fs: fs)) },
                 archiveUpper: { try CapsuleLayers.archiveUpper(layers, carrying: $0, base: fs.base) })
         }
     }

@@ -110,9 +110,10 @@ public enum TreeCheckpointer {
                         r.memory.map(\.region.path).filter { $0.hasPrefix("/") && !$0.hasSuffix(RegularFile.deletedSuffix) }
                             + r.files.filter { $0.kind == RegularFile.tag && $0.blob == nil }.map(\.path) + [r.executable]
                     })
-                    let base = try filesystem.describeBase(used.sorted())
+                    let (base, volumes) = try filesystem.describe(used.sorted())
                     info?.filesystem = filesystem.info
                     info?.filesystem?.baseFiles = filesystem.carryBase ? nil : base
+                    info?.filesystem?.volumeFiles = volumes.isEmpty ? nil : volumes
                     return try filesystem.archiveUpper(filesystem.carryBase ? base.map(\.path) : [])
                 }
                 try writer.writePart(CapsuleFilesystem.upperPart, archive)
@@ -215,18 +216,19 @@ public final class HeldTree {
 /// archived while the capsule is frozen.
 public struct CheckpointFilesystem {
     public var info: CapsuleFilesystem
-    /// The base's files among the paths the processes map or hold open, described.
-    public var describeBase: ([String]) throws -> [CapsuleFilesystem.BaseFile]
+    /// The base's files and the volumes' files among the paths the processes map or hold open.
+    public var describe: ([String]) throws -> (base: [CapsuleFilesystem.BaseFile], volumes: [CapsuleFilesystem.VolumeFile])
     /// The upper layer as an archive, with these base files added to it.
     public var archiveUpper: ([String]) throws -> [UInt8]
     /// `--carry-base`: the base files travel in the upper layer instead of being checked.
     public var carryBase: Bool
 
-    public init(info: CapsuleFilesystem, carryBase: Bool, describeBase: @escaping ([String]) throws -> [CapsuleFilesystem.BaseFile],
+    public init(info: CapsuleFilesystem, carryBase: Bool,
+                describe: @escaping ([String]) throws -> (base: [CapsuleFilesystem.BaseFile], volumes: [CapsuleFilesystem.VolumeFile]),
                 archiveUpper: @escaping ([String]) throws -> [UInt8]) {
         self.info = info
         self.carryBase = carryBase
-        self.describeBase = describeBase
+        self.describe = describe
         self.archiveUpper = archiveUpper
     }
 }

@@ -9,6 +9,9 @@ public struct CapsuleFilesystem: Codable, Sendable, Equatable {
     /// The base's files the processes had mapped or open at the checkpoint, as they were: a
     /// restore checks the base there holds the same (absent: none recorded, or carried along).
     public var baseFiles: [BaseFile]?
+    /// Files on volumes the processes held open: not copied, so the volume where the capsule
+    /// is restored must hold them unchanged (shared storage).
+    public var volumeFiles: [VolumeFile]?
 
     public struct Volume: Codable, Sendable, Equatable {
         /// Where it is on the host, and where the capsule sees it.
@@ -39,6 +42,21 @@ public struct CapsuleFilesystem: Codable, Sendable, Equatable {
             self.mtimeNanos = mtimeNanos
             self.sha256 = sha256
             self.buildID = buildID
+        }
+    }
+
+    /// A file on a volume, as the capsule saw it.
+    public struct VolumeFile: Codable, Sendable, Equatable {
+        public var path: String
+        public var size: UInt64
+        public var mtimeNanos: Int64
+        /// The inode generation (FS_IOC_GETVERSION), where the file system has one.
+        public var generation: UInt32?
+        public init(path: String, size: UInt64, mtimeNanos: Int64, generation: UInt32?) {
+            self.path = path
+            self.size = size
+            self.mtimeNanos = mtimeNanos
+            self.generation = generation
         }
     }
 

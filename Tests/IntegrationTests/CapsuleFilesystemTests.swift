@@ -23,8 +23,9 @@ struct CapsuleFilesystemTests {
         let log = logPath()
         let volume = f.path("shared")
         try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+        // The counter inherits fd 3, open on the volume: the restore checks that file is unchanged.
         let r = try f.vos(["run", "--name", "fsc", "--fs", "--volume", "\(volume):/mnt/shared", "--", "/bin/sh", "-c",
-                           "echo through the volume > /mnt/shared/hello; exec \(Products.path("vos-test-counter")) \(log)"])
+                           "exec 3>>/mnt/shared/hello; echo through the volume >&3; exec \(Products.path("vos-test-counter")) \(log)"])
         try #require(r.status == 0, "vos run --fs: \(r.stderr)")
         let inUpper = upper(f.path("state"), "fsc") + log
         try #require(waitUntil { counterSequence(inUpper).values.count >= 20 },
@@ -49,6 +50,31 @@ struct CapsuleFilesystemTests {
         #expect(seq.continuous && seq.values.first == 0, "the log lost or repeated lines: \(firstBreak(seq.values))")
         #expect(!FileManager.default.fileExists(atPath: log))
         #expect(try f.vos(["stop", "fsc"]).status == 0)
+    }
+
+    /// A file the capsule holds open on a volume changed before the restore (volumes are shared
+    /// storage, not copied): refused, naming it.
+    @Test func changedVolumeFileIsRefused() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let volume = f.path("shared")
+        try FileManager.default.createDirectory(atPath: volume, withIntermediateDirectories: true)
+        let r = try f.vos(["run", "--name", "vol", "--fs", "--volume", "\(volume):/srv/data", "--", "/bin/sh", "-c",
+                           "exec 3>>/srv/data/held; echo first >&3; exec \(Products.path("vos-test-counter")) /var/tmp/vos-vol-\(getpid()).log"])
+        try #require(r.status == 0, "vos run --fs: \(r.stderr)")
+        try #require(waitUntil { (try? String(contentsOfFile: volume + "/held", encoding: .utf8)) == "first\n" }, "the capsule did not write its volume")
+        usleep(200_000)
+        let cp = try f.vos(["checkpoint", "vol", "--image", f.path("img")])
+        try #require(cp.status == 0, "checkpoint: \(cp.stderr)")
+        _ = waitUntil(5) { _ = reapChildren(); return processesMarked(f.directory).isEmpty }
+        let handle = try #require(FileHandle(forWritingAtPath: volume + "/held"))
+        handle.seekToEndOfFile()
+        handle.write(Data("changed meanwhile\n".utf8))
+        try handle.close()
+        let refused = try f.vos(["restore", f.path("img")])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("a file it held open on a volume is not the same here: /srv/data/held: 24 bytes"), "\(refused.stderr)")
+        #expect(processesMarked(f.directory).isEmpty, "a refused restore left processes")
     }
 
     /// python3 in a capsule, restored where the interpreter's file differs (a bind mount over it

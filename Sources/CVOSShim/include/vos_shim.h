@@ -217,6 +217,9 @@ struct vos_ucontext {
 };
 _Static_assert(sizeof(struct vos_sigcontext) == 256, "struct sigcontext_64");
 _Static_assert(sizeof(struct vos_ucontext) == 304, "struct ucontext");
+/* FS_IOC_GETVERSION (_IOR('v', 1, long)): an inode's generation, where the file system has one. */
+#define VOS_FS_IOC_GETVERSION 0x80087601UL
+
 #define VOS_UC_FP_XSTATE 0x1
 #define VOS_UC_SIGCONTEXT_SS 0x2
 #define VOS_UC_STRICT_RESTORE_SS 0x4
