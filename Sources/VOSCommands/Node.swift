@@ -70,6 +70,12 @@ struct NodeStart: ParsableCommand {
     @Flag(help: "Run in the background; the log goes to DATA/node.log.")
     var detach = false
 
+    @Flag(help: "Share load: move capsules live off this node while its capsules keep it above --balance-above.")
+    var balance = false
+
+    @Option(help: "With --balance: the node's load (CPU share of its CPUs plus memory share, by its capsules) above which it sheds capsules.")
+    var balanceAbove = 0.75
+
     func run() throws {
         let node = data.node
         let key = try node.key(token: token)
@@ -79,6 +85,7 @@ struct NodeStart: ParsableCommand {
         }
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let daemon = try NodeDaemon(data: node, name: name, listen: listen, key: key)
+        daemon.balance = balance ? BalancePolicy(above: balanceAbove) : nil
         try daemon.run(join: join)
     }
 }

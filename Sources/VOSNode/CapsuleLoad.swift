@@ -70,11 +70,19 @@ final class LoadSampler: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var next: [String: (initPID: PID, ticks: UInt64, at: UInt64)] = [:]
+        let before = Dictionary(latest.map { ($0.name, $0.cpuPercent) }) { a, _ in a }
         latest = records.map { r in
             var load = CapsuleLoad(name: r.name, state: r.isRunning ? "running" : "exited", processes: count[r.name] ?? 0,
                                    memoryBytes: rss[r.name] ?? 0, cpuPercent: nil, lastCheckpoint: nil, ip: r.network?.address)
             guard r.isRunning, let t = ticks[r.name] else { return load }
             if let p = previous[r.name], p.initPID == r.initPID, t >= p.ticks, now > p.at {
+                // Ticks are 10 ms: a window much shorter than a heartbeat (an extra sample after
+                // a move) would be mostly noise, so it keeps the last figure and its baseline.
+                if now - p.at < 500_000_000 {
+                    load.cpuPercent = before[r.name] ?? nil
+                    next[r.name] = p
+                    return load
+                }
                 load.cpuPercent = Double(t - p.ticks) / ticksPerSecond / (Double(now - p.at) / 1e9) * 100
             }
             next[r.name] = (r.initPID, t, now)

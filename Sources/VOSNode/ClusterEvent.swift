@@ -7,6 +7,8 @@ public enum EventKind: String, Codable, Sendable, DatabaseValueConvertible {
     case drainStarted = "drain-started", drainFinished = "drain-finished"
     /// A drain's choice of destination for one capsule.
     case placed
+    /// Load sharing's decision to move a capsule off an overloaded node.
+    case balanced
     case migrated, migrationFailed = "migration-failed"
     case nodeJoined = "node-joined", nodeUnreachable = "node-unreachable", nodeBack = "node-back"
     case cordoned, uncordoned

@@ -25,6 +25,7 @@ extension NodeDaemon {
             logger.info("migrating capsule \(capsule) to \(node) (\(mode.rawValue))")
             let report = try CapsuleSender.migrate(capsule: capsule, mode: mode, to: peer, from: me.name, registry: registry, progress: progress)
             logger.info("capsule \(capsule) moved to \(node): downtime \(report.downtimeMilliseconds) ms")
+            announce()
             record(ClusterEvent(node: me.name, kind: .migrated, capsule: capsule, subject: node,
                                 downtimeMilliseconds: report.downtimeMilliseconds,
                                 message: "capsule \(capsule) moved from \(me.name) to \(node) (\(mode.rawValue)): downtime "
@@ -35,6 +36,13 @@ extension NodeDaemon {
                                 message: "capsule \(capsule) could not move from \(me.name) to \(node): \(Self.text(error))"))
             throw error
         }
+    }
+
+    /// A heartbeat now, not at the next beat: after a capsule left or arrived, the others'
+    /// `ps --all` and placement see it at once rather than up to a second later.
+    func announce() {
+        sampler.sample(registry)
+        DispatchQueue.global().async { [self] in heartbeat() }
     }
 
     /// Records an event; a registry that cannot take it is logged, never fatal to the work.

@@ -28,6 +28,15 @@ public final class NodeDaemon: @unchecked Sendable {
     private var cordonFlag: Bool
     /// Each member's state at the last heartbeat (heartbeat thread only): changes are events.
     var lastStates: [String: String] = [:]
+    /// `--balance`: this node sheds load (set before `run`).
+    public var balance: BalancePolicy?
+    var balancer: Balancer?
+    /// A load-sharing move is under way (on a thread of its own: heartbeats go on meanwhile).
+    private var balancingFlag = false
+    var isBalancing: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return balancingFlag }
+        set { lock.lock(); balancingFlag = newValue; lock.unlock() }
+    }
     static let heartbeatSeconds = 1.0, unreachableAfterSeconds = 3.5
 
     public init(data: NodeData, name: String, listen: String, key: ClusterKey) throws {
@@ -82,11 +91,13 @@ public final class NodeDaemon: @unchecked Sendable {
             logger.warning("cannot write the pid file \(data.pidFile): \(error)")
         }
         logger.info("node \(me.name) listening on \(address), cluster \(me.key.fingerprint), capsules in \(registry.root)\(cordoned ? " (cordoned)" : "")")
+        balancer = balance.map(Balancer.init)
         let beats = Thread { [self] in
             while true {
                 sampler.sample(registry)
                 heartbeat()
                 watchMembership()
+                if let balancer { rebalance(balancer) }
                 Thread.sleep(forTimeInterval: Self.heartbeatSeconds)
             }
         }
@@ -203,6 +214,8 @@ public final class NodeDaemon: @unchecked Sendable {
                     logger.warning("\($0)")
                 }
                 logger.info("capsule \(name) arrived from \(link.peer) and runs here")
+                balancer?.arrived(name)
+                announce()
             case "migrate":
                 // A drain run by another node moves one of ours.
                 let r = try m.decode(MigrateRequest.self)

@@ -26,13 +26,21 @@ struct Placement {
 
     /// Every alive, uncordoned node but `excluding`, with the capsules it runs.
     init(members: [NodeInfo], excluding: String) {
-        candidates = members.filter { $0.name != excluding && $0.state == "alive" && $0.cordoned != true }.map { n in
-            let running = (n.capsuleLoads ?? []).filter { $0.state == "running" }
-            return Candidate(name: n.name, cpus: n.cpus, memoryTotalBytes: n.memoryTotalBytes ?? n.memoryAvailableBytes,
-                             memoryAvailableBytes: n.memoryAvailableBytes,
-                             cpuPercent: running.reduce(0) { $0 + ($1.cpuPercent ?? 0) },
-                             memoryBytes: running.reduce(0) { $0 + $1.memoryBytes }, capsules: max(running.count, n.capsules.count))
-        }
+        candidates = members.filter { $0.name != excluding && $0.state == "alive" && $0.cordoned != true }.map(Self.load)
+    }
+
+    /// A node's load from what it told in its heartbeat.
+    static func load(_ n: NodeInfo) -> Candidate {
+        let running = (n.capsuleLoads ?? []).filter { $0.state == "running" }
+        return Candidate(name: n.name, cpus: n.cpus, memoryTotalBytes: n.memoryTotalBytes ?? n.memoryAvailableBytes,
+                         memoryAvailableBytes: n.memoryAvailableBytes,
+                         cpuPercent: running.reduce(0) { $0 + ($1.cpuPercent ?? 0) },
+                         memoryBytes: running.reduce(0) { $0 + $1.memoryBytes }, capsules: max(running.count, n.capsules.count))
+    }
+
+    /// What `capsule` adds to the score of `node`.
+    static func share(_ capsule: CapsuleLoad, on node: Candidate) -> Double {
+        (capsule.cpuPercent ?? 0) / (100 * Double(max(node.cpus, 1))) + Double(capsule.memoryBytes) / Double(max(node.memoryTotalBytes, 1))
     }
 
     /// The least loaded candidate with room for `capsule` (ties: fewer capsules, then name),
