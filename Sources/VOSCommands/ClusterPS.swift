@@ -14,6 +14,8 @@ enum ClusterPS {
         var memoryBytes: UInt64
         /// Percent of one CPU over the last heartbeat interval; nil before two samples.
         var cpuPercent: Double?
+        /// The same over the last ~10 s.
+        var cpuAveragePercent: Double?
         var lastCheckpoint: Double?
         var ip: String?
     }
@@ -23,7 +25,7 @@ enum ClusterPS {
             let loads = n.capsuleLoads ?? n.capsules.map { CapsuleLoad(name: $0, state: "running", processes: 0, memoryBytes: 0) }
             return loads.map { c in
                 Entry(node: n.name, name: c.name, state: n.state == "alive" ? c.state : "unknown", processes: c.processes,
-                      memoryBytes: c.memoryBytes, cpuPercent: c.cpuPercent, lastCheckpoint: c.lastCheckpoint, ip: c.ip)
+                      memoryBytes: c.memoryBytes, cpuPercent: c.cpuPercent, cpuAveragePercent: c.cpuAveragePercent, lastCheckpoint: c.lastCheckpoint, ip: c.ip)
             }
         }
     }

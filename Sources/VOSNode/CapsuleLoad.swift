@@ -15,6 +15,9 @@ public struct CapsuleLoad: Codable, Sendable, Equatable {
     /// CPU time of its processes over the last sample interval, in percent of one CPU; nil
     /// until it has been sampled twice on this node (it just started or arrived).
     public var cpuPercent: Double?
+    /// The same over the last ~10 s (one interval's figure is counted in 10 ms ticks: a 1 s
+    /// window is noisy by a percent or more).
+    public var cpuAveragePercent: Double?
     /// Unix time of its last checkpoint kept by the cluster (none yet: periodic checkpoints
     /// are not built).
     public var lastCheckpoint: Double?
@@ -22,12 +25,13 @@ public struct CapsuleLoad: Codable, Sendable, Equatable {
     public var ip: String?
 
     public init(name: String, state: String, processes: Int, memoryBytes: UInt64, cpuPercent: Double? = nil,
-                lastCheckpoint: Double? = nil, ip: String? = nil) {
+                cpuAveragePercent: Double? = nil, lastCheckpoint: Double? = nil, ip: String? = nil) {
         self.name = name
         self.state = state
         self.processes = processes
         self.memoryBytes = memoryBytes
         self.cpuPercent = cpuPercent
+        self.cpuAveragePercent = cpuAveragePercent
         self.lastCheckpoint = lastCheckpoint
         self.ip = ip
     }
@@ -36,8 +40,10 @@ public struct CapsuleLoad: Codable, Sendable, Equatable {
 /// Samples the capsules of one registry; each call measures CPU since the call before.
 final class LoadSampler: @unchecked Sendable {
     private let lock = NSLock()
-    /// Per capsule: its init's host PID (a restored capsule is a new one), CPU ticks, when.
-    private var previous: [String: (initPID: PID, ticks: UInt64, at: UInt64)] = [:]
+    /// Per capsule: its init's host PID (a restored capsule is a new one), its last samples
+    /// (CPU ticks, when), oldest first.
+    private var previous: [String: (initPID: PID, samples: [(ticks: UInt64, at: UInt64)])] = [:]
+    private static let window = 10
     private var latest: [CapsuleLoad] = []
     private let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
@@ -69,23 +75,31 @@ final class LoadSampler: @unchecked Sendable {
         let now = monotonicNanos()
         lock.lock()
         defer { lock.unlock() }
-        var next: [String: (initPID: PID, ticks: UInt64, at: UInt64)] = [:]
-        let before = Dictionary(latest.map { ($0.name, $0.cpuPercent) }) { a, _ in a }
+        var next: [String: (initPID: PID, samples: [(ticks: UInt64, at: UInt64)])] = [:]
+        let before = Dictionary(latest.map { ($0.name, $0) }) { a, _ in a }
+        let percent = { (from: (ticks: UInt64, at: UInt64), to: (ticks: UInt64, at: UInt64)) in
+            Double(to.ticks - from.ticks) / self.ticksPerSecond / (Double(to.at - from.at) / 1e9) * 100
+        }
         latest = records.map { r in
             var load = CapsuleLoad(name: r.name, state: r.isRunning ? "running" : "exited", processes: count[r.name] ?? 0,
-                                   memoryBytes: rss[r.name] ?? 0, cpuPercent: nil, lastCheckpoint: nil, ip: r.network?.address)
+                                   memoryBytes: rss[r.name] ?? 0, ip: r.network?.address)
             guard r.isRunning, let t = ticks[r.name] else { return load }
-            if let p = previous[r.name], p.initPID == r.initPID, t >= p.ticks, now > p.at {
-                // Ticks are 10 ms: a window much shorter than a heartbeat (an extra sample after
-                // a move) would be mostly noise, so it keeps the last figure and its baseline.
-                if now - p.at < 500_000_000 {
-                    load.cpuPercent = before[r.name] ?? nil
-                    next[r.name] = p
-                    return load
-                }
-                load.cpuPercent = Double(t - p.ticks) / ticksPerSecond / (Double(now - p.at) / 1e9) * 100
+            let sample = (ticks: t, at: now)
+            guard let p = previous[r.name], p.initPID == r.initPID, let last = p.samples.last, t >= last.ticks, now > last.at else {
+                next[r.name] = (r.initPID, [sample])
+                return load
             }
-            next[r.name] = (r.initPID, t, now)
+            // Ticks are 10 ms: a window much shorter than a heartbeat (an extra sample after a
+            // move) would be mostly noise, so it keeps the last figures and samples.
+            if now - last.at < 500_000_000 {
+                load.cpuPercent = before[r.name]?.cpuPercent
+                load.cpuAveragePercent = before[r.name]?.cpuAveragePercent
+                next[r.name] = p
+                return load
+            }
+            load.cpuPercent = percent(last, sample)
+            load.cpuAveragePercent = percent(p.samples[0], sample)
+            next[r.name] = (r.initPID, Array((p.samples + [sample]).suffix(Self.window)))
             return load
         }
         previous = next

@@ -19,6 +19,7 @@ struct Placement {
         /// 0 = idle; 1 = every CPU busy or all memory used, by capsules.
         var score: Double {
             cpuPercent / (100 * Double(max(cpus, 1))) + Double(memoryBytes) / Double(max(memoryTotalBytes, 1))
+                + Double(capsules) * Placement.perCapsule
         }
     }
 
@@ -34,13 +35,18 @@ struct Placement {
         let running = (n.capsuleLoads ?? []).filter { $0.state == "running" }
         return Candidate(name: n.name, cpus: n.cpus, memoryTotalBytes: n.memoryTotalBytes ?? n.memoryAvailableBytes,
                          memoryAvailableBytes: n.memoryAvailableBytes,
-                         cpuPercent: running.reduce(0) { $0 + ($1.cpuPercent ?? 0) },
+                         cpuPercent: running.reduce(0) { $0 + $1.cpu },
                          memoryBytes: running.reduce(0) { $0 + $1.memoryBytes }, capsules: max(running.count, n.capsules.count))
     }
 
+    /// Every capsule counts as if it used at least this much (half a percent of the node): idle
+    /// capsules measure ~0 give or take a tick, and without it a drain would put them all on
+    /// whichever node's figures were lowest by noise.
+    static let perCapsule = 0.005
+
     /// What `capsule` adds to the score of `node`.
     static func share(_ capsule: CapsuleLoad, on node: Candidate) -> Double {
-        (capsule.cpuPercent ?? 0) / (100 * Double(max(node.cpus, 1))) + Double(capsule.memoryBytes) / Double(max(node.memoryTotalBytes, 1))
+        capsule.cpu / (100 * Double(max(node.cpus, 1))) + Double(capsule.memoryBytes) / Double(max(node.memoryTotalBytes, 1)) + perCapsule
     }
 
     /// The least loaded candidate with room for `capsule` (ties: fewer capsules, then name),
@@ -57,7 +63,7 @@ struct Placement {
     /// Counts `capsule` on `node` for the choices that follow.
     mutating func place(_ capsule: CapsuleLoad, on node: String) {
         guard let i = candidates.firstIndex(where: { $0.name == node }) else { return }
-        candidates[i].cpuPercent += capsule.cpuPercent ?? 0
+        candidates[i].cpuPercent += capsule.cpu
         candidates[i].memoryBytes += capsule.memoryBytes
         candidates[i].memoryAvailableBytes -= min(capsule.memoryBytes, candidates[i].memoryAvailableBytes)
         candidates[i].capsules += 1
@@ -66,8 +72,14 @@ struct Placement {
     /// Biggest first: the greedy order that spreads best.
     static func order(_ capsules: [CapsuleLoad]) -> [CapsuleLoad] {
         capsules.sorted { a, b in
-            let (x, y) = (Double(a.memoryBytes) / 1e9 + (a.cpuPercent ?? 0) / 100, Double(b.memoryBytes) / 1e9 + (b.cpuPercent ?? 0) / 100)
+            let (x, y) = (Double(a.memoryBytes) / 1e9 + a.cpu / 100, Double(b.memoryBytes) / 1e9 + b.cpu / 100)
             return x != y ? x > y : a.name < b.name
         }
     }
+}
+
+extension CapsuleLoad {
+    /// The CPU figure decisions go by: the last interval's. (The ~10 s average still holds a
+    /// young capsule's start-up, which made a drain of just-started capsules lopsided.)
+    var cpu: Double { cpuPercent ?? 0 }
 }
