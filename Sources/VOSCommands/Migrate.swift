@@ -1,4 +1,4 @@
-// `vos migrate NAME --to NODE [--live | --lazy]`: move a capsule through the local node daemon.
+// `vos migrate NAME --to NODE [--live | --lazy] [--carry-base]`: move a capsule through the local node daemon.
 import ArgumentParser
 import Foundation
 import Glibc
@@ -12,6 +12,8 @@ struct Migrate: ParsableCommand {
     @Option(help: "The node to move it to.") var to: String
     @Flag(help: "Pre-copy memory while the capsule runs; freeze only for the last pages.") var live = false
     @Flag(help: "Resume on the destination at once; memory follows on demand.") var lazy = false
+    @Flag(help: "For a capsule with its own filesystem: take the base's files it uses along in its upper layer (for a destination whose base differs).")
+    var carryBase = false
     @OptionGroup var data: DataOption
     @OptionGroup var output: OutputOptions
 
@@ -24,7 +26,7 @@ struct Migrate: ParsableCommand {
         let bar = !output.json && isatty(1) != 0
         let report: MigrationReport
         do {
-            report = try NodeClient(data: data.node).migrate(capsule: name, to: to, mode: mode) { e in
+            report = try NodeClient(data: data.node).migrate(capsule: name, to: to, mode: mode, carryBase: carryBase) { e in
                 if output.json { return }
                 if let total = e.totalBytes, let done = e.bytes, bar {
                     let width = 30, filled = total == 0 ? width : Int(Double(width) * Double(done) / Double(total))

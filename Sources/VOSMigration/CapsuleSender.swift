@@ -13,8 +13,10 @@ public enum CapsuleSender {
     /// before, or after `maximumRounds`.
     static let smallRoundPages: UInt64 = 2000, maximumRounds = 10
 
+    /// `carryBase`: the base files the capsule uses go along in its upper layer (`--carry-base`).
     public static func migrate(capsule name: String, mode: MigrationMode, to link: PeerLink, from me: String,
-                               registry: CapsuleRegistry, progress: (MigrationEvent) -> Void) throws -> MigrationReport {
+                               registry: CapsuleRegistry, carryBase: Bool = false,
+                               progress: (MigrationEvent) -> Void) throws -> MigrationReport {
         let start = Kernel.monotonicNanos()
         let what = "cannot migrate capsule \"\(name)\" to \(link.peer)"
         let record = try registry.load(name)
@@ -54,7 +56,7 @@ public enum CapsuleSender {
                 CheckpointNetwork(info: n, interface: CapsuleNetwork.hostInterface(n), cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
             },
-            filesystem: CapsuleImages.checkpointFilesystem(record, registry: registry),
+            filesystem: CapsuleImages.checkpointFilesystem(record, registry: registry, carryBase: carryBase),
             pages: preCopy?.saver() ?? deferred)
         guard let held else { throw MigrationError(what, reason: "the checkpoint did not hold the capsule") }
         let frozenAt = Kernel.monotonicNanos() - UInt64(summary.frozenMilliseconds * 1e6)

@@ -41,11 +41,11 @@ public struct NodeClient {
     }
 
     /// Asks the local node to move a capsule; `progress` sees each step as it happens.
-    public func migrate(capsule: String, to node: String, mode: MigrationMode,
+    public func migrate(capsule: String, to node: String, mode: MigrationMode, carryBase: Bool = false,
                         progress: (MigrationEvent) -> Void) throws -> MigrationReport {
         let link = try connect()
         defer { link.close() }
-        try link.send(try Message("migrate", MigrateRequest(capsule: capsule, to: node, mode: mode.rawValue)))
+        try link.send(try Message("migrate", MigrateRequest(capsule: capsule, to: node, mode: mode.rawValue, carryBase: carryBase ? true : nil)))
         while true {
             // A migration's steps can be long (a restore of many GiB): each may take minutes.
             let m = try link.receive(timeout: 600, expecting: "the migration's progress")

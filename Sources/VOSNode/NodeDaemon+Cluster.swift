@@ -13,7 +13,7 @@ extension NodeDaemon {
     }
 
     /// Moves one of this node's capsules to `node`; the result goes into the event log.
-    func migrateOut(capsule: String, to node: String, mode: MigrationMode,
+    func migrateOut(capsule: String, to node: String, mode: MigrationMode, carryBase: Bool = false,
                     progress: (MigrationEvent) -> Void) throws -> MigrationReport {
         do {
             if node == me.name { throw NodeError("capsule \(capsule) already runs on node \(node)") }
@@ -23,7 +23,8 @@ extension NodeDaemon {
             let peer = try link(to: node)
             defer { peer.close() }
             logger.info("migrating capsule \(capsule) to \(node) (\(mode.rawValue))")
-            let report = try CapsuleSender.migrate(capsule: capsule, mode: mode, to: peer, from: me.name, registry: registry, progress: progress)
+            let report = try CapsuleSender.migrate(capsule: capsule, mode: mode, to: peer, from: me.name, registry: registry,
+                                                   carryBase: carryBase, progress: progress)
             logger.info("capsule \(capsule) moved to \(node): downtime \(report.downtimeMilliseconds) ms")
             announce()
             record(ClusterEvent(node: me.name, kind: .migrated, capsule: capsule, subject: node,

@@ -248,7 +248,9 @@ public final class NodeDaemon: @unchecked Sendable {
             case "migrate":
                 let r = try m.decode(MigrateRequest.self)
                 guard let mode = MigrationMode(rawValue: r.mode) else { throw NodeError("unknown migration mode \"\(r.mode)\"") }
-                let report = try migrateOut(capsule: r.capsule, to: r.to, mode: mode) { e in try? link.send(try Message("progress", e)) }
+                let report = try migrateOut(capsule: r.capsule, to: r.to, mode: mode, carryBase: r.carryBase == true) { e in
+                    try? link.send(try Message("progress", e))
+                }
                 try link.send(try Message("migrated", report))
             case "drain":
                 let r = try m.decode(DrainRequest.self)

@@ -49,4 +49,6 @@ struct MigrateRequest: Codable {
     var capsule: String
     var to: String
     var mode: String
+    /// `--carry-base`: the base files the capsule uses travel in its upper layer.
+    var carryBase: Bool? = nil
 }

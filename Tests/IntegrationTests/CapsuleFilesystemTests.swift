@@ -117,6 +117,37 @@ struct CapsuleFilesystemTests {
         #expect(try f.vos(["stop", "py"]).status == 0)
     }
 
+    /// The same across machines: node b's daemon runs in a mount namespace of its own where
+    /// python3.11 is another file. `vos migrate` is refused naming it, and the capsule runs on
+    /// on a; with --carry-base it moves and counts on.
+    @Test func migrationToADifferentBase() throws {
+        let lan = try SimulatedLAN(nodes: 2)
+        let other = lan.f.path("python3.11")
+        try Data(repeating: 0x90, count: 4096).write(to: URL(fileURLWithPath: other))
+        let c = try NodeCluster.start(lan, count: 2, mountSetup: [1: "mount --bind \(other) /usr/bin/python3.11"])
+        defer { c.teardown() }
+        let log = logPath()
+        let script = "import time\nn = 0\nwith open('\(log)', 'a', buffering=1) as f:\n    while True:\n        f.write(f'n={n}\\n'); n += 1; time.sleep(0.01)\n"
+        let r = try lan.vos(0, ["run", "--name", "py", "--fs", "--", "/usr/bin/python3", "-c", script])
+        try #require(r.status == 0, "vos run --fs on a: \(r.stderr)")
+        lan.adoptCapsules(0)
+        let onA = upper(lan.nodes[0].stateDirectory, "py") + log, onB = upper(lan.nodes[1].stateDirectory, "py") + log
+        try #require(waitUntil { counterSequence(onA).values.count >= 20 }, "python3 does not count on a")
+
+        let refused = try c.migrate("py", from: 0, to: "b")
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("its base differs on this machine: /usr/bin/python3.11: 4096 bytes here"), "\(refused.stderr)")
+        let count = counterSequence(onA).values.count
+        #expect(waitUntil { counterSequence(onA).values.count >= count + 20 }, "the capsule stopped on a after the refusal")
+
+        let carried = try lan.vos(0, ["migrate", "py", "--to", "b", "--carry-base", "--data", c.data(0)])
+        lan.adoptCapsules(1)
+        try #require(carried.status == 0, "vos migrate --carry-base: \(carried.stderr)\nnode b: \(c.logText(1))")
+        let moved = counterSequence(onB).values.count
+        #expect(waitUntil { counterSequence(onB).values.count >= moved + 20 }, "python3 from the carried base does not count on b")
+        #expect(counterSequence(onB).continuous, "\(firstBreak(counterSequence(onB).values))")
+    }
+
     @Test(arguments: ["cold", "live"])
     func upperLayerMovesWithTheCapsule(mode: String) throws {
         let lan = try SimulatedLAN(nodes: 2)

@@ -37,12 +37,16 @@ final class NodeCluster {
     }
 
     /// Starts node i's daemon in the foreground (stderr into `log(i)`), joining through `join`.
+    /// `mountSetup`: shell commands run first in a mount namespace of the daemon's own (a
+    /// machine whose files differ: a bind mount over one of them).
     @discardableResult
-    func start(_ i: Int, join: Int? = nil, env: [String: String] = [:], arguments: [String] = []) throws -> PID {
+    func start(_ i: Int, join: Int? = nil, env: [String: String] = [:], arguments: [String] = [], mountSetup: String? = nil) throws -> PID {
         var args = [Products.vos, "node", "start", "--data", data(i), "--name", name(i), "--listen", listen(i)] + arguments
         if let join { args += ["--join", listen(join)] }
         // exec keeps the PID: the one we are given is the daemon's.
-        let pid = try lan.start(i, ["/bin/sh", "-c", "exec \"$@\" 2>>\(log(i))", "sh"] + args, env: env, stdout: log(i))
+        let shell = ["/bin/sh", "-c", (mountSetup.map { "\($0) && " } ?? "") + "exec \"$@\" 2>>\(log(i))", "sh"]
+        let wrapper = mountSetup == nil ? [] : ["/usr/bin/unshare", "--mount", "--propagation", "private"]
+        let pid = try lan.start(i, wrapper + shell + args, env: env, stdout: log(i))
         daemons[i] = pid
         return pid
     }
@@ -51,14 +55,14 @@ final class NodeCluster {
     /// Returns once every daemon lists every node as alive. `env[i]` goes to node i's daemon,
     /// `arguments` to every `vos node start`.
     static func start(_ lan: SimulatedLAN, count: Int, env: [Int: [String: String]] = [:], arguments: [String] = [],
-                      sourceLocation: SourceLocation = #_sourceLocation) throws -> NodeCluster {
+                      mountSetup: [Int: String] = [:], sourceLocation: SourceLocation = #_sourceLocation) throws -> NodeCluster {
         let c = NodeCluster(lan)
         let token = try c.initialise(0)
         for i in 1..<count { try c.initialise(i, token: token) }
-        try c.start(0, env: env[0] ?? [:], arguments: arguments)
+        try c.start(0, env: env[0] ?? [:], arguments: arguments, mountSetup: mountSetup[0])
         try #require(waitUntil(10) { FileManager.default.fileExists(atPath: c.data(0) + "/control.sock") },
                      "node a did not start: \(c.logText(0))", sourceLocation: sourceLocation)
-        for i in 1..<count { try c.start(i, join: 0, env: env[i] ?? [:], arguments: arguments) }
+        for i in 1..<count { try c.start(i, join: 0, env: env[i] ?? [:], arguments: arguments, mountSetup: mountSetup[i]) }
         let all = Set((0..<count).map(name))
         for i in 0..<count {
             try #require(
