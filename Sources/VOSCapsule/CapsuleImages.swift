@@ -20,13 +20,18 @@ public enum CapsuleImages {
     }
 
     /// How a capsule with a root of its own has its upper layer saved.
-    public static func checkpointFilesystem(_ record: CapsuleRecord, registry: CapsuleRegistry, carryBase: Bool = false) -> CheckpointFilesystem? {
+    /// `upperBase`: a live migration sent the upper layer already (part `upperBasePart`, made
+    /// with the listed-incremental `snapshot`): the image then holds only what changed since.
+    public static func checkpointFilesystem(_ record: CapsuleRecord, registry: CapsuleRegistry, carryBase: Bool = false,
+                                            upperBase: (snapshot: String, part: ImageManifest.Part)? = nil) -> CheckpointFilesystem? {
         record.filesystem.map { fs in
             let layers = CapsuleLayers.directory(record.name, registry: registry)
-            return CheckpointFilesystem(
+            var c = CheckpointFilesystem(
                 info: fs, carryBase: carryBase,
                 describe: { (try CapsuleBase.describe($0, fs: fs, layers: layers), CapsuleBase.describeVolumes($0, fs: fs)) },
-                archiveUpper: { try CapsuleLayers.archiveUpper(layers, carrying: $0, base: fs.base) })
+                archiveUpper: { try CapsuleLayers.archiveUpper(layers, carrying: $0, base: fs.base, snapshot: upperBase?.snapshot) })
+            c.upperBase = upperBase?.part
+            return c
         }
     }
 
@@ -57,7 +62,9 @@ public enum CapsuleImages {
                 // Its output goes on in the log at /.vos; a new one if it went with `vos rm`.
                 if !FileManager.default.fileExists(atPath: registry.logPath(name)) { try PrivateFiles.write(registry.logPath(name), []) }
                 let layers = try CapsuleLayers.make(name, registry: registry)
-                try CapsuleLayers.extractUpper(try image.blob(CapsuleFilesystem.upperPart), into: layers)
+                let incremental = fs.upperIsIncremental == true
+                if incremental { try CapsuleLayers.extractUpper(try image.blob(CapsuleFilesystem.upperBasePart), into: layers, incremental: true) }
+                try CapsuleLayers.extractUpper(try image.blob(CapsuleFilesystem.upperPart), into: layers, incremental: incremental)
                 return CapsuleRoot(fs, layers: layers, state: registry.directory(name))
             }
             let summary: TreeRestoreSummary

@@ -31,15 +31,21 @@ public enum CapsuleLayers {
 
     /// The upper layer as a tar archive, with the files `carried` from the base (paths as the
     /// capsule sees them, read under `base`) added at their places.
-    public static func archiveUpper(_ layers: String, carrying carried: [String] = [], base: String = "/") throws -> [UInt8] {
+    /// `snapshot`: GNU tar's listed-incremental state file: the first archive made with it holds
+    /// everything, each next one what changed since (deleted files included).
+    public static func archiveUpper(_ layers: String, carrying carried: [String] = [], base: String = "/",
+                                    snapshot: String? = nil) throws -> [UInt8] {
         let extra = carried.isEmpty ? [] : ["--directory=\(base)"] + carried.map { String($0.drop { $0 == "/" }) }
-        return try tar(["--create", "--file=-", "--directory=\(layers)/upper"] + tarOptions + ["."] + extra, input: nil,
+        let incremental = snapshot.map { ["--listed-incremental=\($0)"] } ?? []
+        return try tar(["--create", "--file=-", "--directory=\(layers)/upper"] + tarOptions + incremental + ["."] + extra, input: nil,
                        what: "archiving the upper layer \(layers)/upper")
     }
 
-    /// Fills the (empty) upper layer from an archive made by `archiveUpper`.
-    public static func extractUpper(_ archive: [UInt8], into layers: String) throws {
-        _ = try tar(["--extract", "--file=-", "--directory=\(layers)/upper", "--same-permissions", "--same-owner"] + tarOptions,
+    /// Fills the upper layer from an archive made by `archiveUpper` (`incremental`: one of a
+    /// listed-incremental series, extracted in order, the later ones removing what was deleted).
+    public static func extractUpper(_ archive: [UInt8], into layers: String, incremental: Bool = false) throws {
+        _ = try tar(["--extract", "--file=-", "--directory=\(layers)/upper", "--same-permissions", "--same-owner"] + tarOptions
+                        + (incremental ? ["--listed-incremental=/dev/null"] : []),
                     input: archive, what: "extracting the upper layer into \(layers)/upper")
     }
 

@@ -116,6 +116,11 @@ public enum TreeCheckpointer {
                     info?.filesystem?.volumeFiles = volumes.isEmpty ? nil : volumes
                     return try filesystem.archiveUpper(filesystem.carryBase ? base.map(\.path) : [])
                 }
+                if let sent = filesystem.upperBase {
+                    // Already in the store (and at the destination): listed, not copied again.
+                    writer.addPageFile(name: sent.name, size: sent.size, chunks: sent.chunks)
+                    info?.filesystem?.upperIsIncremental = true
+                }
                 try writer.writePart(CapsuleFilesystem.upperPart, archive)
             }
             try FaultInjection.check("checkpoint-before-manifest")
@@ -222,6 +227,9 @@ public struct CheckpointFilesystem {
     public var archiveUpper: ([String]) throws -> [UInt8]
     /// `--carry-base`: the base files travel in the upper layer instead of being checked.
     public var carryBase: Bool
+    /// A first copy of the upper layer already in the image's store (a live migration's), which
+    /// `archiveUpper` continues incrementally.
+    public var upperBase: ImageManifest.Part?
 
     public init(info: CapsuleFilesystem, carryBase: Bool,
                 describe: @escaping ([String]) throws -> (base: [CapsuleFilesystem.BaseFile], volumes: [CapsuleFilesystem.VolumeFile]),

@@ -12,6 +12,8 @@ public struct CapsuleFilesystem: Codable, Sendable, Equatable {
     /// Files on volumes the processes held open: not copied, so the volume where the capsule
     /// is restored must hold them unchanged (shared storage).
     public var volumeFiles: [VolumeFile]?
+    /// The upper layer comes as `upperBasePart` and then the changes in `upperPart`.
+    public var upperIsIncremental: Bool?
 
     public struct Volume: Codable, Sendable, Equatable {
         /// Where it is on the host, and where the capsule sees it.
@@ -62,4 +64,7 @@ public struct CapsuleFilesystem: Codable, Sendable, Equatable {
 
     /// The image part holding the upper layer (a tar archive with overlay whiteouts and xattrs).
     public static let upperPart = "fs-upper.tar"
+    /// A live migration's first copy of the upper layer, sent while the capsule still ran;
+    /// `fs-upper.tar` then holds only what changed since (GNU tar's listed-incremental format).
+    public static let upperBasePart = "fs-upper-base.tar"
 }

@@ -22,6 +22,11 @@ public struct ImageManifest: Codable, Sendable {
         public var size: UInt64
         /// Checksums of consecutive chunks of the part (one for small parts), hex.
         public var chunks: [Chunk]
+        public init(name: String, size: UInt64, chunks: [Chunk]) {
+            self.name = name
+            self.size = size
+            self.chunks = chunks
+        }
     }
 
     public struct Chunk: Codable, Sendable {

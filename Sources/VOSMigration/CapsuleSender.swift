@@ -28,6 +28,28 @@ public enum CapsuleSender {
         var rounds: [PreCopyRound] = []
         var preCopy: PreCopy?
         defer { preCopy?.stop() }
+        let store = MemoryStore(location: "the memory image of capsule \(name)")
+        // Live, with a filesystem of its own: the upper layer goes first, while the capsule runs;
+        // the freeze then sends only what changed in it since.
+        var upperBase: (snapshot: String, part: ImageManifest.Part)?
+        var upperBaseBytes: UInt64 = 0
+        defer { if let upperBase { try? FileManager.default.removeItem(atPath: upperBase.snapshot) } }
+        if mode == .live, record.filesystem != nil, !carryBase {
+            do {
+                let snapshot = CapsuleLayers.directory(name, registry: registry) + "/upper.snar"
+                try? FileManager.default.removeItem(atPath: snapshot)
+                let t = Kernel.monotonicNanos()
+                let bytes = try CapsuleLayers.archiveUpper(CapsuleLayers.directory(name, registry: registry), snapshot: snapshot)
+                try store.write(CapsuleFilesystem.upperBasePart, bytes)
+                upperBase = (snapshot, ImageManifest.Part(name: CapsuleFilesystem.upperBasePart, size: UInt64(bytes.count),
+                                                          chunks: [.init(offset: 0, length: UInt64(bytes.count), checksum: Checksum.of(bytes))]))
+                try sendPart(CapsuleFilesystem.upperBasePart, store: store, link: link) { upperBaseBytes += $0 }
+                progress(MigrationEvent(phase: "pre-copy", message: "upper layer: \(formatBytes(upperBaseBytes)), \(ms(Double(Kernel.monotonicNanos() - t) / 1e6))"))
+            } catch {
+                link.close()
+                throw MigrationError(what, reason: "\(error); the capsule keeps running here")
+            }
+        }
         if mode == .live {
             do {
                 let p = try PreCopy(root: record.initPID, link: link)
@@ -48,7 +70,6 @@ public enum CapsuleSender {
             }
         }
         let deferred = mode == .lazy ? DeferredPageSaver() : nil
-        let store = MemoryStore(location: "the memory image of capsule \(name)")
         let (summary, held) = try TreeCheckpointer.checkpoint(
             root: record.initPID, writer: ImageWriter(store: store), ending: .hold,
             capsule: (record.name, record.hostname, record.command, record.tty),
@@ -56,7 +77,7 @@ public enum CapsuleSender {
                 CheckpointNetwork(info: n, interface: CapsuleNetwork.hostInterface(n), cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
             },
-            filesystem: CapsuleImages.checkpointFilesystem(record, registry: registry, carryBase: carryBase),
+            filesystem: CapsuleImages.checkpointFilesystem(record, registry: registry, carryBase: carryBase, upperBase: upperBase),
             pages: preCopy?.saver() ?? deferred)
         guard let held else { throw MigrationError(what, reason: "the checkpoint did not hold the capsule") }
         let frozenAt = Kernel.monotonicNanos() - UInt64(summary.frozenMilliseconds * 1e6)
@@ -64,10 +85,11 @@ public enum CapsuleSender {
         do {
             let log = (FileManager.default.contents(atPath: registry.logPath(name))).map { [UInt8]($0) } ?? []
             try link.send(Message("log", payload: log))
-            let partBytes = store.order.reduce(UInt64(log.count)) { $0 + (store.size(of: $1) ?? 0) }
+            let parts = store.order.filter { $0 != upperBase?.part.name }  // that one is there already
+            let partBytes = parts.reduce(UInt64(log.count)) { $0 + (store.size(of: $1) ?? 0) }
             var sent = UInt64(log.count)
             let sendStart = Kernel.monotonicNanos()
-            for part in store.order {
+            for part in parts {
                 try sendPart(part, store: store, link: link) { n in
                     sent += n
                     progress(MigrationEvent(phase: "transfer", message: part, bytes: sent, totalBytes: partBytes))
@@ -84,7 +106,7 @@ public enum CapsuleSender {
             }
             // Pre-copy rounds and the frozen transfer: the time spent moving bytes, not waiting.
             let sendSeconds = (Double(Kernel.monotonicNanos() - sendStart) + rounds.reduce(0) { $0 + $1.milliseconds } * 1e6) / 1e9
-            let total = sent + (preCopy?.bytesSent ?? 0)
+            let total = sent + (preCopy?.bytesSent ?? 0) + upperBaseBytes
             // The copy runs (and, lazily restored, holds every page): the original goes, and
             // with it its network port and registry entry.
             held.kill()

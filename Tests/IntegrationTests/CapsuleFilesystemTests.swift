@@ -164,6 +164,7 @@ struct CapsuleFilesystemTests {
         let m = try lan.vos(0, args)
         lan.adoptCapsules(1)
         try #require(m.status == 0, "vos migrate: \(m.stderr)\nnode a: \(c.logText(0))\nnode b: \(c.logText(1))")
+        if mode == "live" { #expect(m.stdout.contains("pre-copy: upper layer: "), "the upper layer was not sent ahead: \(m.stdout)") }
         let moved = counterSequence(onB).values.count
         #expect(waitUntil { counterSequence(onB).values.count >= moved + 30 }, "the counter does not append on b")
         let seq = counterSequence(onB)
