@@ -6,7 +6,7 @@ import VOSLinux
 
 public enum CapsuleImages {
     public static func checkpoint(name: String, imageDirectory: String, leaveRunning: Bool, carryBase: Bool = false,
-                                  registry: CapsuleRegistry = .init()) throws -> CheckpointSummary {
+                                  parent: String? = nil, registry: CapsuleRegistry = .init()) throws -> CheckpointSummary {
         let record = try registry.load(name)
         guard record.isRunning else { throw CapsuleError("cannot checkpoint capsule \"\(name)\": it is not running") }
         return try TreeCheckpointer.checkpoint(
@@ -16,23 +16,67 @@ public enum CapsuleImages {
                 CheckpointNetwork(info: n, interface: CapsuleNetwork.hostInterface(n), cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
             },
-            filesystem: checkpointFilesystem(record, registry: registry, carryBase: carryBase))
+            filesystem: try checkpointFilesystem(record, registry: registry, carryBase: carryBase, parent: parent))
     }
 
-    /// How a capsule with a root of its own has its upper layer saved.
-    /// `upperBase`: a live migration sent the upper layer already (part `upperBasePart`, made
-    /// with the listed-incremental `snapshot`): the image then holds only what changed since.
+    /// How a capsule with a root of its own has its upper layer saved: a listed-incremental
+    /// archive, whole, or what changed since `upperBase` (a live migration sent the upper layer
+    /// already, part `upperBasePart` made with that `snapshot`) or since the image `parent`.
+    /// With `carryBase`, a plain archive with the base files added.
     public static func checkpointFilesystem(_ record: CapsuleRecord, registry: CapsuleRegistry, carryBase: Bool = false,
-                                            upperBase: (snapshot: String, part: ImageManifest.Part)? = nil) -> CheckpointFilesystem? {
-        record.filesystem.map { fs in
-            let layers = CapsuleLayers.directory(record.name, registry: registry)
-            var c = CheckpointFilesystem(
-                info: fs, carryBase: carryBase,
-                describe: { (try CapsuleBase.describe($0, fs: fs, layers: layers), CapsuleBase.describeVolumes($0, fs: fs)) },
-                archiveUpper: { try CapsuleLayers.archiveUpper(layers, carrying: $0, base: fs.base, snapshot: upperBase?.snapshot) })
-            c.upperBase = upperBase?.part
-            return c
+                                            upperBase: (snapshot: String, part: ImageManifest.Part)? = nil,
+                                            parent: String? = nil) throws -> CheckpointFilesystem? {
+        guard let fs = record.filesystem else {
+            if parent != nil { throw CapsuleError("--parent is for a capsule with its own filesystem (vos run --fs)") }
+            return nil
         }
+        if parent != nil && (carryBase || upperBase != nil) { throw CapsuleError("--parent cannot be combined with --carry-base") }
+        let parentSnapshot = try parent.map { try Self.parentSnapshot($0, capsule: record.name) }
+        let layers = CapsuleLayers.directory(record.name, registry: registry)
+        var c = CheckpointFilesystem(
+            info: fs, carryBase: carryBase,
+            describe: { (try CapsuleBase.describe($0, fs: fs, layers: layers), CapsuleBase.describeVolumes($0, fs: fs)) },
+            archiveUpper: { carried in
+                if carryBase { return (try CapsuleLayers.archiveUpper(layers, carrying: carried, base: fs.base), nil) }
+                if let upperBase { return (try CapsuleLayers.archiveUpper(layers, snapshot: upperBase.snapshot), nil) }
+                // A snapshot of our own, from the parent's state or fresh; kept in the image.
+                let snapshot = layers + "/checkpoint-\(getpid()).snar"
+                defer { try? FileManager.default.removeItem(atPath: snapshot) }
+                try? FileManager.default.removeItem(atPath: snapshot)
+                if let parentSnapshot { try PrivateFiles.write(snapshot, parentSnapshot) }
+                let archive = try CapsuleLayers.archiveUpper(layers, snapshot: snapshot)
+                return (archive, FileManager.default.contents(atPath: snapshot).map { [UInt8]($0) })
+            })
+        c.upperBase = upperBase?.part
+        c.parent = parent.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+        return c
+    }
+
+    /// The listed-incremental state saved in the image `parent` of capsule `name`.
+    static func parentSnapshot(_ parent: String, capsule name: String) throws -> [UInt8] {
+        let image = try ImageReader(directory: parent)
+        guard let saved = image.tree?.capsule, saved.name == name, saved.filesystem != nil else {
+            throw CapsuleError("the parent image \(parent) is not a checkpoint of capsule \"\(name)\" with its own filesystem")
+        }
+        do { return try image.blob(CapsuleFilesystem.upperSnapshotPart) } catch {
+            throw CapsuleError("the parent image \(parent) has no upper-layer snapshot to continue from (made with --carry-base?)")
+        }
+    }
+
+    /// The images whose upper layers make this one's, oldest first (parents of `--parent`
+    /// checkpoints, at most 64 deep).
+    static func upperChain(_ image: ImageReader) throws -> [(ImageReader, CapsuleFilesystem)] {
+        var chain: [(ImageReader, CapsuleFilesystem)] = []
+        var current = image
+        while let fs = current.tree?.capsule?.filesystem {
+            chain.insert((current, fs), at: 0)
+            guard let parent = fs.upperParent else { return chain }
+            guard chain.count < 64 else { throw CapsuleError("the image \(image.directory) has more than 64 parents") }
+            do { current = try ImageReader(directory: parent) } catch {
+                throw CapsuleError("the parent image \(parent) of \(current.directory) cannot be read: \(error)")
+            }
+        }
+        return chain
     }
 
     /// Recreates the capsule under `newName` (default: its saved name) with the same PIDs inside.
@@ -62,9 +106,12 @@ public enum CapsuleImages {
                 // Its output goes on in the log at /.vos; a new one if it went with `vos rm`.
                 if !FileManager.default.fileExists(atPath: registry.logPath(name)) { try PrivateFiles.write(registry.logPath(name), []) }
                 let layers = try CapsuleLayers.make(name, registry: registry)
-                let incremental = fs.upperIsIncremental == true
-                if incremental { try CapsuleLayers.extractUpper(try image.blob(CapsuleFilesystem.upperBasePart), into: layers, incremental: true) }
-                try CapsuleLayers.extractUpper(try image.blob(CapsuleFilesystem.upperPart), into: layers, incremental: incremental)
+                for (link, linkFS) in try upperChain(image) {
+                    if linkFS.upperIsIncremental == true {
+                        try CapsuleLayers.extractUpper(try link.blob(CapsuleFilesystem.upperBasePart), into: layers)
+                    }
+                    try CapsuleLayers.extractUpper(try link.blob(CapsuleFilesystem.upperPart), into: layers)
+                }
                 return CapsuleRoot(fs, layers: layers, state: registry.directory(name))
             }
             let summary: TreeRestoreSummary

@@ -41,11 +41,12 @@ public enum CapsuleLayers {
                        what: "archiving the upper layer \(layers)/upper")
     }
 
-    /// Fills the upper layer from an archive made by `archiveUpper` (`incremental`: one of a
-    /// listed-incremental series, extracted in order, the later ones removing what was deleted).
-    public static func extractUpper(_ archive: [UInt8], into layers: String, incremental: Bool = false) throws {
-        _ = try tar(["--extract", "--file=-", "--directory=\(layers)/upper", "--same-permissions", "--same-owner"] + tarOptions
-                        + (incremental ? ["--listed-incremental=/dev/null"] : []),
+    /// Fills the upper layer from an archive made by `archiveUpper`. Read as listed-incremental
+    /// (a series is extracted in order, each removing what was deleted before it); a plain
+    /// archive has no directory listings and extracts as it is.
+    public static func extractUpper(_ archive: [UInt8], into layers: String) throws {
+        _ = try tar(["--extract", "--file=-", "--directory=\(layers)/upper", "--same-permissions", "--same-owner",
+                     "--listed-incremental=/dev/null"] + tarOptions,
                     input: archive, what: "extracting the upper layer into \(layers)/upper")
     }
 

@@ -105,7 +105,7 @@ public enum TreeCheckpointer {
             info?.network = network?.info
             if let filesystem {
                 // While every process is frozen: the files match the memory that uses them.
-                let archive = try step("\(what) while saving its filesystem") { () throws -> [UInt8] in
+                let (archive, snapshot) = try step("\(what) while saving its filesystem") { () throws -> ([UInt8], [UInt8]?) in
                     let used = Set(records.flatMap { r in
                         r.memory.map(\.region.path).filter { $0.hasPrefix("/") && !$0.hasSuffix(RegularFile.deletedSuffix) }
                             + r.files.filter { $0.kind == RegularFile.tag && $0.blob == nil }.map(\.path) + [r.executable]
@@ -114,6 +114,7 @@ public enum TreeCheckpointer {
                     info?.filesystem = filesystem.info
                     info?.filesystem?.baseFiles = filesystem.carryBase ? nil : base
                     info?.filesystem?.volumeFiles = volumes.isEmpty ? nil : volumes
+                    info?.filesystem?.upperParent = filesystem.parent
                     return try filesystem.archiveUpper(filesystem.carryBase ? base.map(\.path) : [])
                 }
                 if let sent = filesystem.upperBase {
@@ -122,6 +123,7 @@ public enum TreeCheckpointer {
                     info?.filesystem?.upperIsIncremental = true
                 }
                 try writer.writePart(CapsuleFilesystem.upperPart, archive)
+                if let snapshot { try writer.writePart(CapsuleFilesystem.upperSnapshotPart, snapshot) }
             }
             try FaultInjection.check("checkpoint-before-manifest")
             try writer.finish(tree: TreeRecord(processes: members.map(\.shape), capsule: info, ipc: ipc), root: records[0], machine: MachineInfo.current())
@@ -223,17 +225,20 @@ public struct CheckpointFilesystem {
     public var info: CapsuleFilesystem
     /// The base's files and the volumes' files among the paths the processes map or hold open.
     public var describe: ([String]) throws -> (base: [CapsuleFilesystem.BaseFile], volumes: [CapsuleFilesystem.VolumeFile])
-    /// The upper layer as an archive, with these base files added to it.
-    public var archiveUpper: ([String]) throws -> [UInt8]
+    /// The upper layer as an archive, with these base files added to it, and tar's
+    /// listed-incremental state after it (nil for a plain archive).
+    public var archiveUpper: ([String]) throws -> ([UInt8], [UInt8]?)
     /// `--carry-base`: the base files travel in the upper layer instead of being checked.
     public var carryBase: Bool
     /// A first copy of the upper layer already in the image's store (a live migration's), which
     /// `archiveUpper` continues incrementally.
     public var upperBase: ImageManifest.Part?
+    /// `--parent`: the image whose upper layer this one's continues (absolute path).
+    public var parent: String?
 
     public init(info: CapsuleFilesystem, carryBase: Bool,
                 describe: @escaping ([String]) throws -> (base: [CapsuleFilesystem.BaseFile], volumes: [CapsuleFilesystem.VolumeFile]),
-                archiveUpper: @escaping ([String]) throws -> [UInt8]) {
+                archiveUpper: @escaping ([String]) throws -> ([UInt8], [UInt8]?)) {
         self.info = info
         self.carryBase = carryBase
         self.describe = describe

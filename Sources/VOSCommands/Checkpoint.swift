@@ -24,18 +24,22 @@ struct Checkpoint: ParsableCommand {
     @Flag(help: "For a capsule with its own filesystem: take the base's files it uses (executable, libraries) along in its upper layer, so it restores on a machine whose base differs.")
     var carryBase = false
 
+    @Option(help: "For a capsule with its own filesystem: an earlier image of it; only the files changed since go into this one (its restore needs that image too).")
+    var parent: String?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if (capsule == nil) == (pid == nil) { throw ValidationError("give either a capsule name or --pid PID") }
         if carryBase && capsule == nil { throw ValidationError("--carry-base is for a capsule with its own filesystem") }
+        if parent != nil && capsule == nil { throw ValidationError("--parent is for a capsule with its own filesystem") }
     }
 
     func run() throws {
         try requireRoot("checkpoint", because: "it stops the process with ptrace and reads its memory and file descriptors")
         let s: CheckpointSummary
         if let capsule {
-            s = try CapsuleImages.checkpoint(name: capsule, imageDirectory: image, leaveRunning: leaveRunning, carryBase: carryBase)
+            s = try CapsuleImages.checkpoint(name: capsule, imageDirectory: image, leaveRunning: leaveRunning, carryBase: carryBase, parent: parent)
         } else {
             s = try Checkpointer.checkpoint(pid: pid ?? 0, imageDirectory: image, leaveRunning: leaveRunning)
         }

@@ -14,6 +14,9 @@ public struct CapsuleFilesystem: Codable, Sendable, Equatable {
     public var volumeFiles: [VolumeFile]?
     /// The upper layer comes as `upperBasePart` and then the changes in `upperPart`.
     public var upperIsIncremental: Bool?
+    /// An incremental checkpoint (`--parent`): `upperPart` holds what changed since this image's
+    /// (absolute path), whose layers a restore extracts first.
+    public var upperParent: String?
 
     public struct Volume: Codable, Sendable, Equatable {
         /// Where it is on the host, and where the capsule sees it.
@@ -67,4 +70,7 @@ public struct CapsuleFilesystem: Codable, Sendable, Equatable {
     /// A live migration's first copy of the upper layer, sent while the capsule still ran;
     /// `fs-upper.tar` then holds only what changed since (GNU tar's listed-incremental format).
     public static let upperBasePart = "fs-upper-base.tar"
+    /// GNU tar's listed-incremental state after `upperPart`: what a later `--parent` checkpoint
+    /// continues from.
+    public static let upperSnapshotPart = "fs-upper.snar"
 }

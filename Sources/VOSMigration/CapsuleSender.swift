@@ -77,7 +77,7 @@ public enum CapsuleSender {
                 CheckpointNetwork(info: n, interface: CapsuleNetwork.hostInterface(n), cut: { try CapsuleNetwork.setConnected(n, false) },
                                   reconnect: { try? CapsuleNetwork.setConnected(n, true) })
             },
-            filesystem: CapsuleImages.checkpointFilesystem(record, registry: registry, carryBase: carryBase, upperBase: upperBase),
+            filesystem: try CapsuleImages.checkpointFilesystem(record, registry: registry, carryBase: carryBase, upperBase: upperBase),
             pages: preCopy?.saver() ?? deferred)
         guard let held else { throw MigrationError(what, reason: "the checkpoint did not hold the capsule") }
         let frozenAt = Kernel.monotonicNanos() - UInt64(summary.frozenMilliseconds * 1e6)

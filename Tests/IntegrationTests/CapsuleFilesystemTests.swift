@@ -52,6 +52,41 @@ struct CapsuleFilesystemTests {
         #expect(try f.vos(["stop", "fsc"]).status == 0)
     }
 
+    /// Issue 9, test 5: `checkpoint --parent` stores only the files changed since: a 100 MiB
+    /// file written once is in the first image's upper layer and not in the second's, and a
+    /// restore from the second (its parent beside it) has it whole, the log going on.
+    @Test func incrementalCheckpointStoresOnlyChangedFiles() throws {
+        let f = try Fixture()
+        defer { f.cleanup() }
+        let log = logPath()
+        let r = try f.vos(["run", "--name", "inc", "--fs", "--", "/bin/sh", "-c",
+                           "head -c 104857600 /dev/urandom > /var/tmp/big; exec \(Products.path("vos-test-counter")) \(log)"])
+        try #require(r.status == 0, "vos run --fs: \(r.stderr)")
+        let inUpper = upper(f.path("state"), "inc") + log
+        try #require(waitUntil(20) { counterSequence(inUpper).values.count >= 20 }, "the counter does not count")
+        let big = upper(f.path("state"), "inc") + "/var/tmp/big"
+        let bigBytes = try #require(FileManager.default.contents(atPath: big))
+
+        let first = try f.vos(["checkpoint", "inc", "--image", f.path("full"), "--leave-running"])
+        try #require(first.status == 0, "checkpoint: \(first.stderr)")
+        let second = try f.vos(["checkpoint", "inc", "--image", f.path("incremental"), "--parent", f.path("full")])
+        try #require(second.status == 0, "checkpoint --parent: \(second.stderr)")
+        let fullUpper = fileSize(f.path("full/fs-upper.tar")), incrementalUpper = fileSize(f.path("incremental/fs-upper.tar"))
+        #expect(fullUpper > 100 << 20, "the first image's upper layer holds \(fullUpper) bytes")
+        #expect(incrementalUpper < 1 << 20, "the incremental image's upper layer holds \(incrementalUpper) bytes")
+        print("upper layer: full checkpoint \(fullUpper) bytes, incremental \(incrementalUpper) bytes")
+
+        let saved = counterSequence(inUpper).values.last ?? 0
+        #expect(try f.vos(["rm", "inc"]).status == 0)
+        let rs = try f.vos(["restore", f.path("incremental")])
+        try #require(rs.status == 0, "restore of the incremental image: \(rs.stderr)")
+        for h in try hostPIDs(f, "inc").values { f.adopt(h) }
+        #expect(FileManager.default.contents(atPath: big) == bigBytes, "the 100 MiB file did not come back whole")
+        #expect(waitUntil { (counterSequence(inUpper).values.last ?? 0) >= saved + 20 }, "the restored counter does not append")
+        #expect(counterSequence(inUpper).continuous)
+        #expect(try f.vos(["stop", "inc"]).status == 0)
+    }
+
     /// A file the capsule holds open on a volume changed before the restore (volumes are shared
     /// storage, not copied): refused, naming it.
     @Test func changedVolumeFileIsRefused() throws {
