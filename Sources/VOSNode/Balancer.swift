@@ -1,11 +1,11 @@
 // Load sharing (`vos node start --balance`): each node that balances looks after its own
 // capsules only, so no two nodes ever decide for one capsule and no leader is needed. After each
-// heartbeat, a node whose capsules have kept it above the threshold for `sustainBeats` samples
-// moves one capsule live to the least loaded alive, uncordoned node, but only a capsule `x`
-// with `mine - theirs > 2x` (afterwards the destination is still below this node, so the same
-// capsule never has a reason to come back: no ping-pong). Then it waits `settleBeats` for the
-// figures to show the move, and a capsule that arrived or moved within `capsuleCooldown`
-// seconds stays put.
+// heartbeat, a node above the threshold looks for a capsule `x` it could move to the least
+// loaded alive, uncordoned node with `mine - theirs > 2x` (afterwards the destination is still
+// below this node, so the capsule never has a reason to come back: no ping-pong); only when such
+// a move has been warranted for `sustainBeats` heartbeats in a row, judged on ~10 s CPU averages,
+// does it move one, live. Then it waits `settleBeats` for the figures to show the move, and a
+// capsule that arrived or moved within `capsuleCooldown` seconds stays put.
 import Foundation
 
 public struct BalancePolicy: Sendable {
@@ -21,7 +21,8 @@ public struct BalancePolicy: Sendable {
 
 final class Balancer: @unchecked Sendable {
     let policy: BalancePolicy
-    private var overloadedBeats = 0
+    /// Heartbeats in a row in which a move was warranted.
+    private var warrantedBeats = 0
     private var settleUntilBeat = 0
     private var beat = 0
     /// Monotonic seconds each capsule last arrived here or was moved by this node.
@@ -41,15 +42,13 @@ final class Balancer: @unchecked Sendable {
     func decide(members: [NodeInfo]) -> (capsule: CapsuleLoad, to: String, why: String)? {
         beat += 1
         guard let mine = members.first, beat >= settleUntilBeat else { return nil }
-        var placement = Placement(members: members, excluding: mine.name)
-        let me = Placement.load(mine)
-        let share = { (c: CapsuleLoad) in Placement.share(c, on: me) }
-        if me.score <= policy.above {
-            overloadedBeats = 0
+        let placement = Placement(members: members, excluding: mine.name, figure: .average)
+        let me = Placement.load(mine, .average)
+        let share = { (c: CapsuleLoad) in Placement.share(c, on: me, .average) }
+        guard me.score > policy.above else {
+            warrantedBeats = 0
             return nil
         }
-        overloadedBeats += 1
-        guard overloadedBeats >= policy.sustainBeats else { return nil }
         let now = Double(monotonicNanos()) / 1e9
         lock.lock()
         let cooling = lastMove.filter { now - $0.value < policy.capsuleCooldown }.keys
@@ -57,20 +56,23 @@ final class Balancer: @unchecked Sendable {
         // Largest movable capsule first: the fewest moves to even things out.
         let movable = (mine.capsuleLoads ?? []).filter { $0.state == "running" && $0.cpuPercent != nil && !cooling.contains($0.name) }
             .sorted { share($0) > share($1) }
-        for c in movable {
-            guard case .success(let dest) = placement.choose(for: c) else { return nil }
-            if me.score - dest.score > 2 * share(c) {
-                placement.place(c, on: dest.name)
-                lock.lock()
-                lastMove[c.name] = now
-                lock.unlock()
-                overloadedBeats = 0
-                settleUntilBeat = beat + policy.settleBeats
-                return (c, dest.name, String(format: "%@ at %.2f (above %.2f for %d s), %@ at %.2f, capsule %.2f",
-                                             mine.name, me.score, policy.above, policy.sustainBeats, dest.name, dest.score, share(c)))
-            }
+        let move = movable.lazy.compactMap { c -> (CapsuleLoad, Placement.Candidate)? in
+            guard case .success(let dest) = placement.choose(for: c), me.score - dest.score > 2 * share(c) else { return nil }
+            return (c, dest)
+        }.first
+        guard let (c, dest) = move else {
+            warrantedBeats = 0
+            return nil
         }
-        return nil
+        warrantedBeats += 1
+        guard warrantedBeats >= policy.sustainBeats else { return nil }
+        lock.lock()
+        lastMove[c.name] = now
+        lock.unlock()
+        warrantedBeats = 0
+        settleUntilBeat = beat + policy.settleBeats
+        return (c, dest.name, String(format: "%@ at %.2f, %@ at %.2f, capsule %.2f (warranted for %d s; threshold %.2f)",
+                                     mine.name, me.score, dest.name, dest.score, share(c), policy.sustainBeats, policy.above))
     }
 }
 

@@ -39,7 +39,7 @@ extension NodeDaemon {
                                     message: "capsule \(c.name) stays on \(node): \(why)"))
             case .success(let dest):
                 record(ClusterEvent(node: me.name, kind: .placed, capsule: c.name, subject: dest.name,
-                                    message: "capsule \(c.name) (\(c.memoryBytes >> 20) MiB, " + String(format: "%.1f%% CPU", c.cpu)
+                                    message: "capsule \(c.name) (\(c.memoryBytes >> 20) MiB, " + String(format: "%.1f%% CPU", c.cpu())
                                         + ") placed on \(dest.name): least loaded (" + String(format: "score %.4f", dest.score)
                                         + ", \(dest.capsules) capsule(s))"))
                 do {

@@ -7,6 +7,12 @@
 import Foundation
 
 struct Placement {
+    /// Which CPU figure decisions go by: a drain, the last interval's (a ~10 s average still
+    /// holds a young capsule's start-up, which made a drain of just-started capsules lopsided);
+    /// load sharing, the ~10 s average (sustained load; one interval is noisy by several
+    /// percent on a busy machine, enough to fake an imbalance).
+    enum CPUFigure { case lastInterval, average }
+
     struct Candidate {
         var name: String
         var cpus: Int
@@ -24,18 +30,20 @@ struct Placement {
     }
 
     private(set) var candidates: [Candidate]
+    let figure: CPUFigure
 
     /// Every alive, uncordoned node but `excluding`, with the capsules it runs.
-    init(members: [NodeInfo], excluding: String) {
-        candidates = members.filter { $0.name != excluding && $0.state == "alive" && $0.cordoned != true }.map(Self.load)
+    init(members: [NodeInfo], excluding: String, figure: CPUFigure = .lastInterval) {
+        self.figure = figure
+        candidates = members.filter { $0.name != excluding && $0.state == "alive" && $0.cordoned != true }.map { Self.load($0, figure) }
     }
 
     /// A node's load from what it told in its heartbeat.
-    static func load(_ n: NodeInfo) -> Candidate {
+    static func load(_ n: NodeInfo, _ figure: CPUFigure = .lastInterval) -> Candidate {
         let running = (n.capsuleLoads ?? []).filter { $0.state == "running" }
         return Candidate(name: n.name, cpus: n.cpus, memoryTotalBytes: n.memoryTotalBytes ?? n.memoryAvailableBytes,
                          memoryAvailableBytes: n.memoryAvailableBytes,
-                         cpuPercent: running.reduce(0) { $0 + $1.cpu },
+                         cpuPercent: running.reduce(0) { $0 + $1.cpu(figure) },
                          memoryBytes: running.reduce(0) { $0 + $1.memoryBytes }, capsules: max(running.count, n.capsules.count))
     }
 
@@ -45,8 +53,8 @@ struct Placement {
     static let perCapsule = 0.005
 
     /// What `capsule` adds to the score of `node`.
-    static func share(_ capsule: CapsuleLoad, on node: Candidate) -> Double {
-        capsule.cpu / (100 * Double(max(node.cpus, 1))) + Double(capsule.memoryBytes) / Double(max(node.memoryTotalBytes, 1)) + perCapsule
+    static func share(_ capsule: CapsuleLoad, on node: Candidate, _ figure: CPUFigure = .lastInterval) -> Double {
+        capsule.cpu(figure) / (100 * Double(max(node.cpus, 1))) + Double(capsule.memoryBytes) / Double(max(node.memoryTotalBytes, 1)) + perCapsule
     }
 
     /// The least loaded candidate with room for `capsule` (ties: fewer capsules, then name),
@@ -63,7 +71,7 @@ struct Placement {
     /// Counts `capsule` on `node` for the choices that follow.
     mutating func place(_ capsule: CapsuleLoad, on node: String) {
         guard let i = candidates.firstIndex(where: { $0.name == node }) else { return }
-        candidates[i].cpuPercent += capsule.cpu
+        candidates[i].cpuPercent += capsule.cpu(figure)
         candidates[i].memoryBytes += capsule.memoryBytes
         candidates[i].memoryAvailableBytes -= min(capsule.memoryBytes, candidates[i].memoryAvailableBytes)
         candidates[i].capsules += 1
@@ -72,14 +80,15 @@ struct Placement {
     /// Biggest first: the greedy order that spreads best.
     static func order(_ capsules: [CapsuleLoad]) -> [CapsuleLoad] {
         capsules.sorted { a, b in
-            let (x, y) = (Double(a.memoryBytes) / 1e9 + a.cpu / 100, Double(b.memoryBytes) / 1e9 + b.cpu / 100)
+            let (x, y) = (Double(a.memoryBytes) / 1e9 + a.cpu() / 100, Double(b.memoryBytes) / 1e9 + b.cpu() / 100)
             return x != y ? x > y : a.name < b.name
         }
     }
 }
 
 extension CapsuleLoad {
-    /// The CPU figure decisions go by: the last interval's. (The ~10 s average still holds a
-    /// young capsule's start-up, which made a drain of just-started capsules lopsided.)
-    var cpu: Double { cpuPercent ?? 0 }
+    /// The CPU figure a decision goes by (0 before the capsule was sampled twice).
+    func cpu(_ figure: Placement.CPUFigure = .lastInterval) -> Double {
+        figure == .average ? cpuAveragePercent ?? cpuPercent ?? 0 : cpuPercent ?? 0
+    }
 }
